@@ -1,0 +1,10 @@
+"""Agents, their network builders and replay. Nothing here knows about pruning."""
+
+
+def make_agent(cfg, obs_shape: tuple[int, ...], action_space, rng, device):
+    """Build ``cfg.agent.name`` with the network ``cfg.network`` for this observation and action space."""
+    if cfg.agent.name == "dqn":
+        from agents.dqn import DQN
+
+        return DQN(cfg.agent, cfg.network, obs_shape, int(action_space.n), rng, device)
+    raise ValueError(f"unknown agent {cfg.agent.name!r}")

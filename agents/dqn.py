@@ -1,0 +1,143 @@
+"""DQN (Mnih et al. 2015) as in Dopamine's JAX agent, with optional double DQN (van Hasselt et al. 2016).
+
+The loss and target math are module-level functions; the agent holds the networks, optimizer and RNG.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.exploration import linear_epsilon
+from agents.networks import build_network
+from agents.replay import Batch
+from training.errors import require
+
+
+class Loss(str, Enum):
+    mse = "mse"
+    huber = "huber"
+
+
+@dataclass
+class DQNConfig:
+    """Defaults are Dopamine's DQN (``dopamine/jax/agents/dqn/configs/dqn.gin``); every period is in agent steps
+    (one agent step = one env step = 4 Atari frames)."""
+
+    name: str = "dqn"
+    learning_starts: int = 20_000  # agent steps of pure exploration before the first update
+    replay_capacity: int = 1_000_000  # transitions
+    batch_size: int = 32
+    update_period: int = 4  # one gradient update every this many agent steps
+    target_update_period: int = 8_000  # hard target copy every this many agent steps
+    lr: float = 6.25e-5
+    adam_eps: float = 1.5e-4
+    gamma: float = 0.99
+    loss: Loss = Loss.mse
+    double: bool = False
+    max_grad_norm: float | None = None  # no clipping, as Dopamine
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.01
+    epsilon_decay_steps: int = 250_000  # agent steps after learning_starts
+    eval_epsilon: float = 0.001
+
+    def validate(self) -> None:
+        require(self.learning_starts >= 0, "learning_starts", self.learning_starts, "must be >= 0")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        require(self.replay_capacity >= self.batch_size, "replay_capacity", self.replay_capacity,
+                f"must be >= agent.batch_size ({self.batch_size})")
+        require(self.update_period >= 1, "update_period", self.update_period, "must be >= 1")
+        require(self.target_update_period >= self.update_period and
+                self.target_update_period % self.update_period == 0, "target_update_period",
+                self.target_update_period, f"must be a positive multiple of agent.update_period ({self.update_period})")
+        require(self.lr > 0, "lr", self.lr, "must be > 0")
+        require(self.adam_eps > 0, "adam_eps", self.adam_eps, "must be > 0")
+        require(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1]")
+        require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
+                "must be > 0 or null")
+        for key in ("epsilon_start", "epsilon_end", "eval_epsilon"):
+            require(0 <= getattr(self, key) <= 1, key, getattr(self, key), "must be in [0, 1]")
+        require(self.epsilon_decay_steps >= 0, "epsilon_decay_steps", self.epsilon_decay_steps, "must be >= 0")
+
+
+def td_target(rewards: torch.Tensor, terminated: torch.Tensor, next_q_target: torch.Tensor, gamma: float,
+              next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+    """r + γ (1 − terminated) Q_target(s', a*), with a* = argmax Q_target (DQN) or argmax Q_online (double DQN)."""
+    greedy = (next_q_online if next_q_online is not None else next_q_target).argmax(dim=1, keepdim=True)
+    next_v = next_q_target.gather(1, greedy).squeeze(1)
+    return rewards + gamma * (1.0 - terminated) * next_v
+
+
+def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: Loss) -> torch.Tensor:
+    """Mean over the batch of (target − Q)² (Dopamine JAX's ``mse_loss``) or Huber with δ = 1 (Nature DQN)."""
+    if kind == Loss.huber:
+        return F.smooth_l1_loss(q_taken, target)
+    return F.mse_loss(q_taken, target)
+
+
+class DQN:
+    def __init__(self, cfg: DQNConfig, network_cfg, obs_shape: tuple[int, ...], n_actions: int,
+                 rng: np.random.Generator, device: torch.device):
+        self.cfg, self.n_actions, self.rng, self.device = cfg, n_actions, rng, device
+        self.online = build_network(network_cfg, obs_shape, n_actions).to(device)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
+                                          **({"fused": True} if device.type in ("cpu", "cuda") else {}))
+        self.updates = 0
+        self._target_every_updates = cfg.target_update_period // cfg.update_period
+
+    def networks(self) -> dict[str, nn.Module]:
+        """What may be pruned and measured. The target is a copy of ``online`` and inherits its zeros."""
+        return {"online": self.online}
+
+    def epsilon(self, env_step: int) -> float:
+        c = self.cfg
+        return linear_epsilon(env_step, c.learning_starts, c.epsilon_decay_steps, c.epsilon_start, c.epsilon_end)
+
+    def act(self, obs: np.ndarray, env_step: int, eval_mode: bool = False) -> int:
+        eps = self.cfg.eval_epsilon if eval_mode else self.epsilon(env_step)
+        if self.rng.random() < eps:
+            return int(self.rng.integers(self.n_actions))
+        with torch.inference_mode():
+            q = self.online(torch.from_numpy(np.asarray(obs)).to(self.device).unsqueeze(0))
+        return int(q.argmax(dim=1).item())
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One Adam step on a batch; syncs the target every ``target_update_period`` agent steps. Returns detached
+        tensors so the hot loop never blocks on ``.item()``; the logger converts them when it writes."""
+        with torch.no_grad():
+            next_q_target = self.target(batch.next_obs)
+            next_q_online = self.online(batch.next_obs) if self.cfg.double else None
+            target = td_target(batch.rewards, batch.terminated, next_q_target, self.cfg.gamma, next_q_online)
+        q_taken = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        loss = td_loss(q_taken, target, self.cfg.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        if self.updates % self._target_every_updates == 0:
+            self.sync_target()
+        return {"losses/td_loss": loss.detach(), "losses/q_values": q_taken.detach().mean()}
+
+    def sync_target(self) -> None:
+        self.target.load_state_dict(self.online.state_dict())
+
+    def state_dict(self) -> dict:
+        return {"online": self.online.state_dict(), "target": self.target.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "updates": self.updates,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,134 @@
+"""Network builders: ``build_network(cfg, obs_shape, n_out) -> nn.Module``.
+
+Every network exposes ``features`` (everything up to the penultimate activation) and ``head`` (the output
+layer), and every nonlinearity is its own named ``nn.ReLU`` so forward hooks (dormant neurons, srank) can find
+activations by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+from torch import nn
+
+from training.errors import require
+
+
+class Padding(str, Enum):
+    same = "same"
+    valid = "valid"
+
+
+@dataclass
+class NatureCNNConfig:
+    """Mnih et al. 2015: conv 32-8x8/4, 64-4x4/2, 64-3x3/1, Dense 512; channels and Dense scaled by ``width``.
+
+    ``padding: same`` is Dopamine's (flax) choice, 7,744 flat features and about 4.05M parameters with 6 actions,
+    the setting of Obando-Ceron et al. 2024; ``valid`` is PyTorch/CleanRL's, 3,136 features and about 1.69M.
+    Weights use Xavier-uniform and zero biases, as Dopamine's ``NatureDQNNetwork``.
+    """
+
+    name: str = "nature_cnn"
+    width: float = 1.0
+    padding: Padding = Padding.same
+    channels_last: bool = True
+
+    def validate(self) -> None:
+        require(self.width > 0 and _scaled(32, self.width) >= 1, "width", self.width, "width must be > 0")
+
+
+@dataclass
+class MLPConfig:
+    """A ReLU MLP; hidden sizes are multiplied by ``width``. PyTorch's default initialisation, as CleanRL."""
+
+    name: str = "mlp"
+    width: float = 1.0
+    hidden_sizes: list[int] = field(default_factory=lambda: [120, 84])
+
+    def validate(self) -> None:
+        require(self.width > 0, "width", self.width, "width must be > 0")
+        require(len(self.hidden_sizes) >= 1 and all(h > 0 for h in self.hidden_sizes), "hidden_sizes",
+                list(self.hidden_sizes), "give one or more positive layer sizes")
+
+
+def _scaled(n: int, width: float) -> int:
+    return max(1, int(round(n * width)))
+
+
+def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow/flax SAME padding for one spatial dim: output ceil(size/stride), the odd pixel on the far side."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class QNetwork(nn.Module):
+    """``head(features(x))``; uint8 pixels are scaled to [0, 1] inside, so replay and acting can stay uint8."""
+
+    def __init__(self, features: nn.Sequential, head: nn.Linear, channels_last: bool = False):
+        super().__init__()
+        self.features, self.head, self.channels_last = features, head, channels_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.head(self.features(x))
+
+
+def build_nature_cnn(cfg: NatureCNNConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
+    c, h, w = obs_shape
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    in_ch = c
+    for i, (out_ch, k, s) in enumerate([(32, 8, 4), (64, 4, 2), (64, 3, 1)], start=1):
+        out_ch = _scaled(out_ch, cfg.width)
+        if cfg.padding == Padding.same:
+            (top, bottom), (left, right) = _same_pad(h, k, s), _same_pad(w, k, s)
+            if top + bottom + left + right:
+                layers[f"pad{i}"] = nn.ZeroPad2d((left, right, top, bottom))
+            h, w = math.ceil(h / s), math.ceil(w / s)
+        else:
+            h, w = (h - k) // s + 1, (w - k) // s + 1
+        require(h >= 1 and w >= 1, "env.screen_size", obs_shape[1:], "the Nature CNN needs at least 36x36 inputs")
+        layers[f"conv{i}"] = nn.Conv2d(in_ch, out_ch, k, s)
+        layers[f"relu{i}"] = nn.ReLU()
+        in_ch = out_ch
+    layers["flatten"] = nn.Flatten()
+    hidden = _scaled(512, cfg.width)
+    layers["fc1"] = nn.Linear(in_ch * h * w, hidden)
+    layers["relu4"] = nn.ReLU()
+    net = QNetwork(nn.Sequential(layers), nn.Linear(hidden, n_out), channels_last=cfg.channels_last)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def build_mlp(cfg: MLPConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
+    layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
+    in_dim = math.prod(obs_shape)
+    for i, size in enumerate(cfg.hidden_sizes, start=1):
+        size = _scaled(size, cfg.width)
+        layers[f"fc{i}"] = nn.Linear(in_dim, size)
+        layers[f"relu{i}"] = nn.ReLU()
+        in_dim = size
+    return QNetwork(nn.Sequential(layers), nn.Linear(in_dim, n_out))
+
+
+BUILDERS = {"nature_cnn": build_nature_cnn, "mlp": build_mlp}
+
+
+def build_network(cfg, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
+    return BUILDERS[cfg.name](cfg, tuple(obs_shape), n_out)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,31 @@
+"""Environment factory: ``make_env(env_cfg, seed, mode)`` returns a seeded Gymnasium env.
+
+Every env returned here records raw episode statistics in ``info["episode"]`` (Gymnasium's
+``RecordEpisodeStatistics``), which is what the loop logs; reward clipping for the learner happens in the loop.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+
+def make_env(cfg, seed: int, mode: str = "train") -> gym.Env:
+    """``mode`` is ``train`` or ``eval``: both follow the same protocol, and the caller gives each its own seed,
+    which seeds the action space here and must be passed to the first ``reset(seed=...)``."""
+    if cfg.name == "atari":
+        from envs.atari import make_atari
+
+        env = make_atari(cfg)
+    elif cfg.name == "classic":
+        from envs.classic import make_classic
+
+        env = make_classic(cfg)
+    else:
+        raise ValueError(f"unknown env {cfg.name!r}")
+    env.action_space.seed(seed)
+    return env
+
+
+def frame_stack(cfg) -> int:
+    """How many frames each observation holds along its first axis (replay stores each frame once)."""
+    return getattr(cfg, "frame_stack", 1)

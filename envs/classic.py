@@ -1,0 +1,30 @@
+"""Gymnasium's classic-control tasks with vector observations, for fast learning checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+from gymnasium.wrappers import RecordEpisodeStatistics
+
+from training.errors import require
+
+DISCRETE_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+CONTINUOUS_IDS = ("Pendulum-v1", "MountainCarContinuous-v0")
+CLASSIC_IDS = DISCRETE_IDS + CONTINUOUS_IDS
+
+
+@dataclass
+class ClassicConfig:
+    name: str = "classic"
+    id: str = "CartPole-v1"
+    reward_clip: float | None = None
+
+    def validate(self) -> None:
+        require(self.id in CLASSIC_IDS, "id", self.id, f"allowed classic-control ids: {', '.join(CLASSIC_IDS)}")
+        require(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip,
+                "must be > 0 or null")
+
+
+def make_classic(cfg: ClassicConfig) -> gym.Env:
+    return RecordEpisodeStatistics(gym.make(cfg.id))

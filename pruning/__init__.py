@@ -1,0 +1,1 @@
+"""Pruning and network-health measurement over any ``nn.Module`` in an agent's ``networks()``."""

@@ -1,0 +1,92 @@
+"""Train an agent: ``python train.py agent=dqn env.id=Breakout seed=3``.
+
+Hydra composes ``conf/`` (see README for every key); this file builds the env, agent, replay, logger and
+callbacks, runs the loop in ``training/loop.py`` and writes the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from agents import make_agent
+from agents.networks import count_parameters
+from agents.replay import ReplayBuffer
+from envs import frame_stack, make_env
+from pruning.measure import weight_sparsity
+from training.config import Config, register_configs, to_objects, validate
+from training.errors import ConfigError
+from training.logger import Logger
+from training.loop import Trainer
+from training.preflight import UserError, preflight
+from training.run_info import code_version
+
+register_configs()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
+    """Build everything from ``cfg``, train, and write ``summary.json`` in ``run_dir``; returns the summary."""
+    device = resolve_device(cfg.device)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed)
+    agent_seed, replay_seed = np.random.SeedSequence(cfg.seed).spawn(2)
+    env = make_env(cfg.env, cfg.seed, "train")
+    eval_env = make_env(cfg.env, cfg.seed + 1, "eval")
+    obs_space = env.observation_space
+    agent = make_agent(cfg, obs_space.shape, env.action_space, np.random.default_rng(agent_seed), device)
+    replay = ReplayBuffer(cfg.agent.replay_capacity, obs_space.shape, obs_space.dtype, frame_stack(cfg.env),
+                          np.random.default_rng(replay_seed), device)
+    n_params = {name: count_parameters(net) for name, net in agent.networks().items()}
+    print(f"parameters: {n_params} | run folder: {run_dir}", flush=True)
+    logger = Logger(run_dir)
+    logger.log({f"charts/num_params/{k}": v for k, v in n_params.items()}, 0)
+    try:
+        result = Trainer(cfg, agent, env, eval_env, replay, logger, callbacks).run()
+    finally:
+        logger.close()
+        env.close()
+        eval_env.close()
+    sparsity = weight_sparsity(agent.networks())
+    summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),
+               "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity, "num_params": n_params,
+               "seed": cfg.seed, "agent": cfg.agent.name, "env": cfg.env.name, "env_id": cfg.env.id,
+               "network": cfg.network.name, "code": code_version()}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+@hydra.main(config_path="conf", config_name="config", version_base=None)
+def main(dcfg: DictConfig) -> None:
+    try:
+        cfg = to_objects(dcfg)
+        validate(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(dcfg, resolve=True))
+    (run_dir / "version.json").write_text(json.dumps(code_version(), indent=2) + "\n")
+    train(cfg, run_dir)
+
+
+if __name__ == "__main__":
+    try:
+        preflight(sys.argv[1:])
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    main()

@@ -1,0 +1,84 @@
+"""The structured config schema (Hydra ConfigStore) and the value checks that run before any work.
+
+Types and key names are enforced by OmegaConf when Hydra composes; ranges and cross-field rules are checked by
+``validate``, which raises ``ConfigError`` naming the full key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from agents.dqn import DQNConfig
+from agents.networks import MLPConfig, NatureCNNConfig
+from envs.atari import AtariConfig
+from envs.classic import ClassicConfig
+from training.errors import ConfigError, require
+
+AGENTS = {"dqn": DQNConfig}
+ENVS = {"atari": AtariConfig, "classic": ClassicConfig}
+NETWORKS = {"nature_cnn": NatureCNNConfig, "mlp": MLPConfig}
+DISCRETE_AGENTS = ("dqn",)
+
+
+@dataclass
+class EvalConfig:
+    every_env_steps: int = 250_000  # agent steps between evaluations (one Dopamine iteration); always once at the end
+    episodes: int = 10
+
+
+@dataclass
+class Config:
+    agent: Any = MISSING
+    env: Any = MISSING
+    network: Any = MISSING
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    torch_threads: int = 0  # 0 keeps torch's default (one per physical core)
+    log_every_env_steps: int = 1_000
+    progress: bool = True
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for group, schemas in (("agent", AGENTS), ("env", ENVS), ("network", NETWORKS)):
+        for name, node in schemas.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+def to_objects(cfg: DictConfig) -> Config:
+    """The composed config as dataclass instances (enums resolved, interpolations evaluated)."""
+    return OmegaConf.to_object(cfg)
+
+
+def validate(cfg: Config) -> None:
+    """Raise ``ConfigError`` for the first value the suite refuses. Cheap: runs before Hydra creates a run folder."""
+    require(cfg.total_env_steps >= 1, "total_env_steps", cfg.total_env_steps, "must be a positive integer")
+    require(cfg.seed >= 0, "seed", cfg.seed, "must be a non-negative integer")
+    require(cfg.eval.every_env_steps >= 1, "eval.every_env_steps", cfg.eval.every_env_steps, "must be >= 1")
+    require(cfg.eval.episodes >= 1, "eval.episodes", cfg.eval.episodes, "must be >= 1")
+    require(cfg.log_every_env_steps >= 1, "log_every_env_steps", cfg.log_every_env_steps, "must be >= 1")
+    require(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0 (0 = torch's default)")
+    require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
+            "allowed: auto, cpu, cuda, cuda:N")
+    for prefix in ("agent", "env", "network"):
+        node = getattr(cfg, prefix)
+        require(node.name == type(node).name, f"{prefix}.name", node.name,
+                f"it is fixed by the group option; choose {prefix}=<option> instead")
+        try:
+            getattr(cfg, prefix).validate()
+        except ConfigError as e:
+            raise e.under(prefix) from None
+    if cfg.agent.name in DISCRETE_AGENTS and cfg.env.name == "classic":
+        from envs.classic import CONTINUOUS_IDS
+
+        require(cfg.env.id not in CONTINUOUS_IDS, "env.id", cfg.env.id,
+                f"agent={cfg.agent.name} needs discrete actions; {cfg.env.id} has continuous actions")
+    require(not (cfg.network.name == "nature_cnn" and cfg.env.name == "classic"), "network", cfg.network.name,
+            "env=classic has vector observations; use network=mlp")
