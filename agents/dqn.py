@@ -48,7 +48,8 @@ class DQNConfig:
     eval_epsilon: float = 0.001
 
     def validate(self) -> None:
-        require(self.learning_starts >= 0, "learning_starts", self.learning_starts, "must be >= 0")
+        require(self.learning_starts >= 1, "learning_starts", self.learning_starts,
+                "must be >= 1 (the first update needs a complete transition in replay)")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         require(self.replay_capacity >= self.batch_size, "replay_capacity", self.replay_capacity,
                 f"must be >= agent.batch_size ({self.batch_size})")

@@ -58,7 +58,7 @@ def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
         return [overrides]
     parsed = OverridesParser.create().parse_overrides(overrides)
     choices = []
-    for text, o in zip(overrides, parsed):
+    for text, o in zip(overrides, parsed, strict=True):
         if o.is_sweep_override():
             values = list(o.sweep_string_iterator())
             choices.append([f"{o.get_key_element()}={v}" for v in values])

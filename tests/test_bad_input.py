@@ -1,0 +1,50 @@
+"""Every user mistake: exit code 2, one line naming the key and what is allowed, no traceback, no run folder."""
+
+import pytest
+
+from tests.conftest import run_train
+
+CASES = [
+    # (overrides, words the one line must contain)
+    (["agent=ppo"], ["agent=ppo", "allowed: dqn"]),
+    (["env=mujoco"], ["env=mujoco", "atari, classic"]),
+    (["network=resnet"], ["network=resnet", "mlp, nature_cnn"]),
+    (["env.id=Pongg"], ["env.id", "Pongg", "Pong", "Breakout"]),
+    (["env=classic", "env.id=CartPole-v9"], ["env.id", "CartPole-v9", "CartPole-v1"]),
+    (["env=classic", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "discrete"]),
+    (["total_env_steps=-5"], ["total_env_steps", "-5", "positive"]),
+    (["total_env_steps=0"], ["total_env_steps", "positive"]),
+    (["total_env_steps=1.5"], ["total_env_steps=1.5", "integer"]),
+    (["total_env_steps=1e6"], ["total_env_steps=1e6", "integer", "1_000_000"]),
+    (["total_env_steps=lots"], ["total_env_steps=lots", "integer"]),
+    (["agent.lr=fast"], ["agent.lr=fast", "float"]),
+    (["seed=-1"], ["seed", "non-negative"]),
+    (["agent.loss=l1"], ["agent.loss=l1", "mse, huber"]),
+    (["env.profile=cleanrl"], ["env.profile=cleanrl", "dopamine, nature"]),
+    (["network.padding=full"], ["network.padding=full", "same, valid"]),
+    (["agent.double=maybe"], ["agent.double=maybe", "bool"]),
+    (["agent.gamma=1.5"], ["agent.gamma", "[0, 1]"]),
+    (["agent.target_update_period=8001"], ["agent.target_update_period", "multiple of agent.update_period"]),
+    (["agent.batch_size=0"], ["agent.batch_size", ">= 1"]),
+    (["agent.learning_starts=0"], ["agent.learning_starts", ">= 1"]),
+    (["eval.episodes=0"], ["eval.episodes", ">= 1"]),
+    (["network.width=-1"], ["network.width", "> 0"]),
+    (["agent.lrr=0.1"], ["unknown key 'agent.lrr'", "lr", "gamma"]),
+    (["sparsity=0.9"], ["unknown key 'sparsity'", "total_env_steps"]),
+    (["env=classic", "network=nature_cnn"], ["network", "network=mlp"]),
+    (["-m", "seed=0,1", "agent=dqn,ppo"], ["agent=ppo", "allowed: dqn"]),
+]
+
+
+@pytest.mark.parametrize("overrides, words", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_input_is_one_clear_line(tmp_path, overrides, words):
+    run_dir = tmp_path / "run"
+    out = run_train(*overrides, f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={run_dir}", timeout=120)
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not run_dir.exists()

@@ -1,0 +1,63 @@
+"""Hydra composition of every group option and of the documented overrides."""
+
+import pytest
+import yaml
+
+from agents.dqn import DQNConfig, Loss
+from agents.networks import MLPConfig, NatureCNNConfig, Padding
+from envs.atari import AtariConfig, Profile
+from envs.classic import ClassicConfig
+from tests.conftest import run_train
+from training.preflight import group_options
+
+
+def test_defaults_are_dopamine_dqn_on_pong_with_the_nature_cnn(compose_cfg):
+    cfg = compose_cfg()
+    assert isinstance(cfg.agent, DQNConfig) and isinstance(cfg.env, AtariConfig)
+    assert isinstance(cfg.network, NatureCNNConfig) and cfg.network.padding == Padding.same
+    a = cfg.agent
+    assert (a.learning_starts, a.replay_capacity, a.batch_size, a.update_period, a.target_update_period) == (
+        20_000, 1_000_000, 32, 4, 8_000)
+    assert (a.lr, a.adam_eps, a.gamma, a.loss, a.epsilon_end, a.epsilon_decay_steps, a.eval_epsilon) == (
+        6.25e-5, 1.5e-4, 0.99, Loss.mse, 0.01, 250_000, 0.001)
+    assert cfg.env.id == "Pong" and cfg.env.profile == Profile.dopamine and cfg.env.max_episode_steps == 27_000
+    assert cfg.total_env_steps == 10_000_000
+
+
+@pytest.mark.parametrize("group", ["agent", "env", "network"])
+def test_every_group_option_composes(compose_cfg, group):
+    options = group_options(group)
+    assert options
+    for option in options:
+        extra = ["network=mlp"] if option == "mlp" or (group, option) == ("env", "classic") else []
+        cfg = compose_cfg(f"{group}={option}", *extra)
+        assert getattr(cfg, group).name == option
+
+
+def test_documented_overrides(compose_cfg):
+    cfg = compose_cfg("agent=dqn", "env.id=Breakout", "seed=3", "total_env_steps=5000", "network.width=2",
+                      "eval.every_env_steps=100", "eval.episodes=2", "agent.double=true", "agent.loss=huber",
+                      "network.padding=valid", "env.profile=nature", "hydra.run.dir=/tmp/x")
+    assert (cfg.env.id, cfg.seed, cfg.total_env_steps, cfg.network.width) == ("Breakout", 3, 5000, 2.0)
+    assert (cfg.eval.every_env_steps, cfg.eval.episodes) == (100, 2)
+    assert cfg.agent.double and cfg.agent.loss == Loss.huber and cfg.network.padding == Padding.valid
+
+
+def test_classic_env_gets_the_mlp_and_its_tuned_dqn_defaults(compose_cfg):
+    cfg = compose_cfg("env=classic", "env.id=CartPole-v1")
+    assert isinstance(cfg.env, ClassicConfig) and isinstance(cfg.network, MLPConfig)
+    with open("conf/tuned/dqn_classic.yaml") as f:
+        tuned = yaml.safe_load(f)
+    for key, value in tuned["agent"].items():
+        assert getattr(cfg.agent, key) == value, key
+    assert cfg.total_env_steps == tuned["total_env_steps"]
+    # a user override still wins over the tuned defaults
+    assert compose_cfg("env=classic", "agent.lr=0.1").agent.lr == 0.1
+
+
+def test_cfg_job_prints_the_resolved_config():
+    out = run_train("env.id=Breakout", "seed=3", "--cfg", "job")
+    assert out.returncode == 0, out.stderr
+    printed = yaml.safe_load(out.stdout)
+    assert printed["env"]["id"] == "Breakout" and printed["seed"] == 3
+    assert printed["agent"]["target_update_period"] == 8000 and printed["network"]["name"] == "nature_cnn"
