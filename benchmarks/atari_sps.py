@@ -1,0 +1,93 @@
+"""Training throughput on Atari Pong next to the bare learner step, measured side by side in one process.
+
+    python benchmarks/atari_sps.py [--steps 4000] [--learning-starts 1000]
+
+With one update every 4 agent steps, the loop can at best run 4 / t_learn agent steps per second, where t_learn
+is one bare learner step (target forward, online forward, loss, backward, Adam at batch 32 on a replay batch).
+The figure of merit is SPS / (4 / t_learn): the share of that bound the whole loop (acting, env, replay,
+logging) keeps. The learner step is timed before and after the loop and both are printed, since this machine is
+noisy.
+
+Acting runs at the final ε (0.01, a greedy forward on 99% of steps) as in 97.5% of a 10M-step run; pass
+``agent.epsilon_decay_steps=250000`` to time the early, mostly random phase instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import train
+from training.callbacks import Callback
+from training.config import to_objects
+from training.preflight import _compose
+
+
+class Clock(Callback):
+    """Agent steps per second between the first and the last update (so neither warm-up nor the final
+    evaluation is counted)."""
+
+    def __init__(self):
+        self.first = self.last = None
+
+    def on_update_end(self, trainer, metrics):
+        self.last = (time.perf_counter(), trainer.env_step)
+        self.first = self.first or self.last
+
+    @property
+    def sps(self) -> float:
+        return (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
+
+
+def learner_step_ms(agent, replay, n=50) -> float:
+    times = []
+    for _ in range(n + 5):
+        batch = replay.sample(32)
+        t0 = time.perf_counter()
+        agent.update(batch)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[5:]) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=4000, help="agent steps after learning starts")
+    parser.add_argument("--learning-starts", type=int, default=1000)
+    parser.add_argument("overrides", nargs="*", help="extra config overrides, e.g. network.channels_last=false")
+    args = parser.parse_args()
+
+    cfg = to_objects(_compose([f"total_env_steps={args.learning_starts + args.steps}",
+                               f"agent.learning_starts={args.learning_starts}", "agent.replay_capacity=100000",
+                               f"eval.every_env_steps={10 ** 9}", "eval.episodes=1", "env.max_episode_steps=2000",
+                               "agent.epsilon_decay_steps=1", "progress=false", *args.overrides]))
+    clock, grab = Clock(), {}
+
+    class Grab(Callback):
+        def on_train_start(self, trainer):
+            grab["agent"], grab["replay"] = trainer.agent, trainer.replay
+
+        def on_update_end(self, trainer, metrics):
+            if trainer.updates == 1:
+                grab["before"] = learner_step_ms(trainer.agent, trainer.replay)
+
+        def on_train_end(self, trainer):
+            grab["after"] = learner_step_ms(trainer.agent, trainer.replay)
+
+    with tempfile.TemporaryDirectory() as d:
+        train.train(cfg, Path(d), callbacks=[Grab(), clock])
+    t_learn = (grab["before"] + grab["after"]) / 2
+    bound = 4 / (t_learn / 1e3)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, overrides: {args.overrides or 'none'}")
+    print(f"bare learner step (batch 32)   before {grab['before']:.1f} ms, after {grab['after']:.1f} ms")
+    print(f"update-bound limit 4/t_learn   {bound:.1f} agent steps/s")
+    print(f"training loop SPS              {clock.sps:.1f} agent steps/s over {args.steps} steps")
+    print(f"ratio SPS / (4 / t_learn)      {clock.sps / bound:.3f}   (goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
