@@ -20,6 +20,7 @@ from agents import make_agent
 from agents.networks import count_parameters
 from agents.replay import ReplayBuffer
 from envs import frame_stack, make_env
+from pruning.callbacks import HealthCallback, PruningCallback
 from pruning.measure import weight_sparsity
 from training.config import Config, register_configs, to_objects, validate
 from training.errors import ConfigError
@@ -38,7 +39,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
-    """Build everything from ``cfg``, train, and write ``summary.json`` in ``run_dir``; returns the summary."""
+    """Build everything from ``cfg``, train, and write ``summary.json`` in ``run_dir``; returns the summary.
+    ``callbacks`` run after the suite's own (pruning, then the health probe)."""
     device = resolve_device(cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -54,15 +56,18 @@ def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
     print(f"parameters: {n_params} | run folder: {run_dir}", flush=True)
     logger = Logger(run_dir)
     logger.log({f"charts/num_params/{k}": v for k, v in n_params.items()}, 0)
+    pruning = PruningCallback(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates)
+    suite_callbacks = [pruning, HealthCallback(cfg.health, cfg.seed)]
     try:
-        result = Trainer(cfg, agent, env, eval_env, replay, logger, callbacks).run()
+        result = Trainer(cfg, agent, env, eval_env, replay, logger, [*suite_callbacks, *callbacks]).run()
     finally:
         logger.close()
         env.close()
         eval_env.close()
     sparsity = weight_sparsity(agent.networks())
     summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),
-               "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity, "num_params": n_params,
+               "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,
+               "target_sparsity": pruning.target, "num_params": n_params,
                "seed": cfg.seed, "agent": cfg.agent.name, "env": cfg.env.name, "env_id": cfg.env.id,
                "network": cfg.network.name, "code": code_version()}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

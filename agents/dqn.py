@@ -110,8 +110,14 @@ class DQN:
         return int(q.argmax(dim=1).item())
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One Adam step on a batch; syncs the target every ``target_update_period`` agent steps. Returns detached
-        tensors so the hot loop never blocks on ``.item()``; the logger converts them when it writes."""
+        """One Adam step on a batch. Returns detached tensors so the hot loop never blocks on ``.item()``; the
+        logger converts them when it writes.
+
+        The target copy due after every ``target_update_period`` agent steps is taken at the start of the next
+        update rather than at the end of this one: the same weights reach the target, but only after the loop's
+        ``on_update_end`` callbacks have run, so a pruned network's target inherits its zeros."""
+        if self.updates % self._target_every_updates == 0:
+            self.sync_target()
         with torch.no_grad():
             next_q_target = self.target(batch.next_obs)
             next_q_online = self.online(batch.next_obs) if self.cfg.double else None
@@ -124,8 +130,6 @@ class DQN:
             nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
-        if self.updates % self._target_every_updates == 0:
-            self.sync_target()
         return {"losses/td_loss": loss.detach(), "losses/q_values": q_taken.detach().mean()}
 
     def sync_target(self) -> None:

@@ -83,15 +83,17 @@ class ReplayBuffer:
             ok &= (idx - self.cursor) % self.capacity >= self.stack - 1
         return ok
 
-    def sample_indices(self, batch_size: int) -> np.ndarray:
+    def sample_indices(self, batch_size: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Uniform over sampleable transitions, by rejection; ``rng`` defaults to the buffer's own."""
+        rng = rng or self.rng
         if len(self) < 2:
             raise ValueError("replay holds no complete transition yet")
-        idx = self.rng.integers(0, len(self), size=batch_size)
+        idx = rng.integers(0, len(self), size=batch_size)
         bad = ~self._sampleable(idx)
         for _ in range(1000):
             if not bad.any():
                 return idx
-            idx[bad] = self.rng.integers(0, len(self), size=int(bad.sum()))
+            idx[bad] = rng.integers(0, len(self), size=int(bad.sum()))
             bad[bad] = ~self._sampleable(idx[bad])
         raise RuntimeError("could not draw sampleable transitions from replay")
 
@@ -110,6 +112,10 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         idx = self.sample_indices(batch_size)
         return self.batch(idx)
+
+    def sample_obs(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """Observations only, for probes that must not disturb the learner's sampling RNG."""
+        return self._to_torch(self._stacks(self.sample_indices(n, rng)))
 
     def batch(self, idx: np.ndarray) -> Batch:
         obs = self._stacks(idx)

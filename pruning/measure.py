@@ -10,13 +10,17 @@ def prunable_weights(module: nn.Module) -> dict[str, nn.Parameter]:
     return {name: p for name, p in module.named_parameters() if p.ndim > 1}
 
 
-def weight_sparsity(networks: dict[str, nn.Module]) -> dict[str, float]:
-    """Fraction of exact zeros among prunable weights: ``total`` and one entry per network."""
+def weight_sparsity(networks: dict[str, nn.Module], per_layer: bool = False) -> dict[str, float]:
+    """Fraction of exact zeros among prunable weights: ``total``, one entry per network, and with ``per_layer``
+    one ``<network>/<parameter>`` entry per tensor."""
     out, zeros_all, numel_all = {}, 0, 0
     for name, net in networks.items():
-        weights = prunable_weights(net).values()
-        zeros = sum(int((w == 0).sum()) for w in weights)
-        numel = sum(w.numel() for w in weights)
+        zeros = numel = 0
+        for pname, w in prunable_weights(net).items():
+            z = int((w == 0).sum())
+            if per_layer:
+                out[f"{name}/{pname}"] = z / w.numel()
+            zeros, numel = zeros + z, numel + w.numel()
         out[name] = zeros / numel if numel else 0.0
         zeros_all, numel_all = zeros_all + zeros, numel_all + numel
     out["total"] = zeros_all / numel_all if numel_all else 0.0

@@ -51,12 +51,19 @@ def test_target_copied_every_target_period_in_agent_steps():
     agent = make_agent()  # 6 agent steps / 2 per update = a copy every 3 updates
     w = lambda net: net.head.weight.detach().clone()  # noqa: E731
     initial = w(agent.target)
-    agent.update(batch())
-    agent.update(batch())
+    for _ in range(3):
+        agent.update(batch())
+    after_three = w(agent.online)
+    assert not torch.equal(after_three, initial)
     torch.testing.assert_close(w(agent.target), initial)
-    assert not torch.equal(w(agent.online), initial)
+    # the copy due after update 3 is taken as update 4 starts (after the loop's callbacks have run)
     agent.update(batch())
-    torch.testing.assert_close(w(agent.target), w(agent.online))
+    torch.testing.assert_close(w(agent.target), after_three)
+    for _ in range(2):
+        agent.update(batch())
+    torch.testing.assert_close(w(agent.target), after_three)
+    agent.update(batch())
+    assert not torch.equal(w(agent.target), after_three)
 
 
 def test_update_reduces_loss_on_a_fixed_batch():

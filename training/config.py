@@ -16,11 +16,14 @@ from agents.dqn import DQNConfig
 from agents.networks import MLPConfig, NatureCNNConfig
 from envs.atari import AtariConfig
 from envs.classic import ClassicConfig
+from pruning.health import HealthConfig
+from pruning.pruner import PruningConfig
 from training.errors import ConfigError, require
 
 AGENTS = {"dqn": DQNConfig}
 ENVS = {"atari": AtariConfig, "classic": ClassicConfig}
 NETWORKS = {"nature_cnn": NatureCNNConfig, "mlp": MLPConfig}
+PRUNING = {"gmp": PruningConfig}
 DISCRETE_AGENTS = ("dqn",)
 
 
@@ -35,7 +38,10 @@ class Config:
     agent: Any = MISSING
     env: Any = MISSING
     network: Any = MISSING
+    pruning: Any = MISSING
+    sparsity: float = 0.0  # final sparsity s_F of every pruned network; 0 = dense (same code path, no masks)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     seed: int = 0
     total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -47,7 +53,7 @@ class Config:
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for group, schemas in (("agent", AGENTS), ("env", ENVS), ("network", NETWORKS)):
+    for group, schemas in (("agent", AGENTS), ("env", ENVS), ("network", NETWORKS), ("pruning", PRUNING)):
         for name, node in schemas.items():
             cs.store(group=f"schema/{group}", name=name, node=node)
 
@@ -60,6 +66,7 @@ def to_objects(cfg: DictConfig) -> Config:
 def validate(cfg: Config) -> None:
     """Raise ``ConfigError`` for the first value the suite refuses. Cheap: runs before Hydra creates a run folder."""
     require(cfg.total_env_steps >= 1, "total_env_steps", cfg.total_env_steps, "must be a positive integer")
+    require(0.0 <= cfg.sparsity < 1.0, "sparsity", cfg.sparsity, "must be in [0, 1) (0 = dense)")
     require(cfg.seed >= 0, "seed", cfg.seed, "must be a non-negative integer")
     require(cfg.eval.every_env_steps >= 1, "eval.every_env_steps", cfg.eval.every_env_steps, "must be >= 1")
     require(cfg.eval.episodes >= 1, "eval.episodes", cfg.eval.episodes, "must be >= 1")
@@ -67,10 +74,11 @@ def validate(cfg: Config) -> None:
     require(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0 (0 = torch's default)")
     require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
             "allowed: auto, cpu, cuda, cuda:N")
-    for prefix in ("agent", "env", "network"):
+    for prefix in ("agent", "env", "network", "pruning", "health"):
         node = getattr(cfg, prefix)
-        require(node.name == type(node).name, f"{prefix}.name", node.name,
-                f"it is fixed by the group option; choose {prefix}=<option> instead")
+        if hasattr(node, "name"):
+            require(node.name == type(node).name, f"{prefix}.name", node.name,
+                    f"it is fixed by the group option; choose {prefix}=<option> instead")
         try:
             getattr(cfg, prefix).validate()
         except ConfigError as e:
@@ -80,5 +88,12 @@ def validate(cfg: Config) -> None:
 
         require(cfg.env.id not in CONTINUOUS_IDS, "env.id", cfg.env.id,
                 f"agent={cfg.agent.name} needs discrete actions; {cfg.env.id} has continuous actions")
+    if cfg.sparsity > 0:
+        from training.loop import count_updates
+
+        a = cfg.agent
+        require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
+                cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
+                f"the first one (agent.learning_starts={a.learning_starts})")
     require(not (cfg.network.name == "nature_cnn" and cfg.env.name == "classic"), "network", cfg.network.name,
             "env=classic has vector observations; use network=mlp")

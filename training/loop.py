@@ -31,6 +31,11 @@ def evaluate(agent, env: gym.Env, episodes: int, env_step: int) -> dict[str, flo
             "eval/episodic_length": float(np.mean(lengths))}
 
 
+def count_updates(total_env_steps: int, learning_starts: int, update_period: int) -> int:
+    """Gradient updates in a run: one at every agent step s with learning_starts < s ≤ total and s % period == 0."""
+    return max(total_env_steps // update_period - learning_starts // update_period, 0)
+
+
 class Trainer:
     def __init__(self, cfg: Config, agent, env: gym.Env, eval_env: gym.Env, replay: ReplayBuffer, logger: Logger,
                  callbacks: Sequence[Callback] = ()):
@@ -39,6 +44,7 @@ class Trainer:
         self.env_step = 0
         self.updates = 0
         self.last_eval: dict[str, float] = {}
+        self.total_updates = count_updates(cfg.total_env_steps, cfg.agent.learning_starts, cfg.agent.update_period)
 
     def run(self) -> dict:
         cfg, agent, env, replay, logger = self.cfg, self.agent, self.env, self.replay, self.logger

@@ -1,0 +1,77 @@
+"""What pruning and the health probe cost: Atari Pong training time with ``sparsity=0.95`` against the same
+run dense, and the probe's share of training time at the default interval.
+
+    python benchmarks/pruning_overhead.py [--steps 4000] [--rounds 2]
+
+Dense and sparse runs alternate (dense, sparse, dense, sparse, ...) so that drift on this noisy machine hits both;
+each run's SPS is taken between its first and last update. With ``--steps 4000`` a run makes 1,000 updates, so
+the pruning window [200, 800] holds two mask recomputations at the default frequency (1,000), more per update
+than a full run has. The probe share is one probe's median time over ``health.every_updates`` updates' worth of
+training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from atari_sps import Clock
+
+import train
+from pruning.callbacks import HealthCallback
+from training.callbacks import Callback
+from training.config import to_objects
+from training.preflight import _compose
+
+
+def run(steps: int, sparsity: float, overrides: list[str]) -> tuple[float, float | None]:
+    cfg = to_objects(_compose([f"total_env_steps={1000 + steps}", "agent.learning_starts=1000",
+                               "agent.replay_capacity=100000", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
+                               "env.max_episode_steps=2000", "agent.epsilon_decay_steps=1", "progress=false",
+                               f"sparsity={sparsity}", *overrides]))
+    clock, probe = Clock(), {}
+
+    class ProbeTimer(Callback):
+        def on_train_end(self, trainer):
+            health = next(c for c in trainer.callbacks if isinstance(c, HealthCallback))
+            times = []
+            for _ in range(7):
+                t0 = time.perf_counter()
+                health.measure(trainer)
+                times.append(time.perf_counter() - t0)
+            probe["s"] = statistics.median(times)
+            probe["every"] = cfg.health.every_updates
+
+    with tempfile.TemporaryDirectory() as d:
+        summary = train.train(cfg, Path(d), callbacks=[clock, ProbeTimer()])
+    assert abs(summary["sparsity"] - sparsity) < 1e-3, summary["sparsity"]
+    return clock.sps, probe["s"] / (probe["every"] * 4 / clock.sps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sparsity", type=float, default=0.95)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    dense, sparse, shares = [], [], []
+    for r in range(args.rounds):
+        sps, share = run(args.steps, 0.0, args.overrides)
+        dense.append(sps)
+        shares.append(share)
+        sps, share = run(args.steps, args.sparsity, args.overrides)
+        sparse.append(sps)
+        shares.append(share)
+        print(f"round {r}: dense {dense[-1]:.1f} SPS, sparsity {args.sparsity} {sparse[-1]:.1f} SPS", flush=True)
+    ratio = statistics.mean(dense) / statistics.mean(sparse)
+    print(f"training time, sparsity {args.sparsity} / dense   {ratio:.3f}   (goal <= 1.03)")
+    print(f"health probe share of training time             {100 * statistics.median(shares):.2f}%   "
+          "at the default health.every_updates (goal <= 1%)")
+
+
+if __name__ == "__main__":
+    main()

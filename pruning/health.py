@@ -1,0 +1,98 @@
+"""Network-health metrics on a batch of replay states: dormant neurons (Sokar et al. 2023), srank (Kumar et al.
+2021), units whose whole fan-in is pruned, parameter and gradient norms, and output (Q-value) statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from pruning.measure import prunable_weights
+from training.errors import require
+
+
+@dataclass
+class HealthConfig:
+    every_updates: int = 1_000  # gradient updates between probes: about 0.3% of DQN's training time on Atari
+    batch_size: int = 256  # replay states per probe, as Sokar et al.
+    taus: list[float] = field(default_factory=lambda: [0.0, 0.025, 0.1])
+    srank_delta: float = 0.01
+
+    def validate(self) -> None:
+        require(self.every_updates >= 1, "every_updates", self.every_updates, "must be >= 1")
+        require(self.batch_size >= 2, "batch_size", self.batch_size, "must be >= 2")
+        require(all(t >= 0 for t in self.taus), "taus", list(self.taus), "thresholds must be >= 0")
+        require(0 < self.srank_delta < 1, "srank_delta", self.srank_delta, "must be in (0, 1)")
+
+
+def neuron_scores(activation: torch.Tensor) -> torch.Tensor:
+    """Sokar et al.'s s_i = E|h_i| / mean_k E|h_k| for one layer's post-ReLU output; a conv channel is one neuron,
+    averaged over the batch and H×W. A layer that is silent everywhere scores 0 for every neuron."""
+    dims = [0, *range(2, activation.dim())]
+    mean_abs = activation.abs().mean(dim=dims)
+    layer_mean = mean_abs.mean()
+    return mean_abs / layer_mean if layer_mean > 0 else torch.zeros_like(mean_abs)
+
+
+def srank(features: torch.Tensor, delta: float = 0.01) -> int:
+    """Effective rank: min k such that the top-k singular values hold ≥ 1 − δ of their sum."""
+    sv = torch.linalg.svdvals(features.double())
+    total = sv.sum()
+    if total <= 0:
+        return 0
+    return int((sv.cumsum(0) / total < 1.0 - delta).sum()) + 1
+
+
+def fanin_pruned_fraction(weight: torch.Tensor) -> float:
+    """Fraction of output units (rows; conv output channels) whose every incoming weight is zero."""
+    return float((weight.detach().flatten(1) == 0).all(dim=1).float().mean())
+
+
+def _relus(net: nn.Module) -> dict[str, nn.Module]:
+    return {name: m for name, m in net.named_modules() if isinstance(m, nn.ReLU)}
+
+
+def _last_linear(net: nn.Module) -> nn.Linear | None:
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+@torch.inference_mode()
+def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> dict[str, float]:
+    """All health metrics of one network, tagged ``dormant/<name>/…`` and ``health/<name>/…``."""
+    acts: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda _m, _i, out, key=k: acts.__setitem__(key, out))
+             for k, m in _relus(net).items()]
+    head = _last_linear(net)
+    if head is not None:
+        hooks.append(head.register_forward_pre_hook(lambda _m, inp: acts.__setitem__("_penultimate", inp[0])))
+    try:
+        out = net(obs)
+    finally:
+        for h in hooks:
+            h.remove()
+    metrics: dict[str, float] = {}
+    penultimate = acts.pop("_penultimate", None)
+    scores = {layer: neuron_scores(a) for layer, a in acts.items()}
+    n_total = sum(s.numel() for s in scores.values())
+    for tau in cfg.taus:
+        dormant = {layer: int((s <= tau).sum()) for layer, s in scores.items()}
+        for layer, count in dormant.items():
+            metrics[f"dormant/{name}/{layer}/tau_{tau:g}"] = count / scores[layer].numel()
+        if n_total:
+            metrics[f"dormant/{name}/tau_{tau:g}"] = sum(dormant.values()) / n_total
+    for pname, w in prunable_weights(net).items():
+        metrics[f"dormant/{name}/fanin_pruned/{pname}"] = fanin_pruned_fraction(w)
+    if penultimate is not None:
+        metrics[f"health/{name}/srank"] = srank(penultimate.flatten(1), cfg.srank_delta)
+    params = list(net.parameters())
+    metrics[f"health/{name}/param_norm"] = float(torch.linalg.vector_norm(torch.stack(
+        [torch.linalg.vector_norm(p) for p in params])))
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        metrics[f"health/{name}/grad_norm"] = float(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(g) for g in grads])))
+    metrics[f"health/{name}/q_mean"] = float(out.float().mean())
+    metrics[f"health/{name}/q_var"] = float(out.float().var())
+    return metrics

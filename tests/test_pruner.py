@@ -1,0 +1,106 @@
+"""Masks on real networks and real Adam steps."""
+
+import copy
+
+import numpy as np
+import torch
+
+from agents.dqn import DQN, DQNConfig
+from agents.networks import MLPConfig, NatureCNNConfig, build_network
+from agents.replay import Batch
+from pruning.measure import weight_sparsity
+from pruning.pruner import Distribution, MagnitudePruner, Scope, top_k_mask
+
+
+def test_top_k_breaks_ties_by_lowest_index():
+    assert top_k_mask(torch.tensor([1.0, 3.0, 1.0, 1.0, 0.5]), 3).tolist() == [True, True, True, False, False]
+    assert top_k_mask(torch.ones(4), 0).sum() == 0 and top_k_mask(torch.ones(4), 4).all()
+
+
+def test_each_layer_hits_its_exact_target_count_keeping_the_largest_weights():
+    net = build_network(NatureCNNConfig(), (4, 84, 84), 6)
+    before = {n: p.detach().abs().clone() for n, p in net.named_parameters()}
+    pruner = MagnitudePruner({"online": net})
+    pruner.prune_to(0.9)
+    s = weight_sparsity({"online": net}, per_layer=True)
+    assert abs(s["total"] - 0.9) * sum(p.numel() for p in pruner.params.values()) <= 1
+    assert s["online/head.weight"] < s["online/features.fc1.weight"]  # ERK keeps the small head denser
+    for name, p in net.named_parameters():
+        if p.ndim == 1:
+            assert torch.equal(p.detach().abs(), before[name])  # biases are never pruned
+            continue
+        kept = pruner.masks[f"online/{name}"] != 0
+        assert torch.equal(p != 0, kept)
+        if not kept.all():
+            assert before[name][kept].min() >= before[name][~kept].max()
+
+
+def make_agent():
+    cfg = DQNConfig(update_period=1, target_update_period=5, lr=1e-2)
+    return DQN(cfg, MLPConfig(hidden_sizes=[64, 64]), (4,), 2, np.random.default_rng(0), torch.device("cpu"))
+
+
+def random_batch(g, n=32):
+    return Batch(torch.randn(n, 4, generator=g), torch.randint(0, 2, (n,), generator=g), torch.randn(n, generator=g),
+                 torch.randn(n, 4, generator=g), torch.zeros(n))
+
+
+def test_pruned_weights_stay_zero_through_adam_and_targets_inherit_them():
+    agent = make_agent()
+    pruner = MagnitudePruner(agent.networks())
+    pruner.prune_to(0.8)
+    g = torch.Generator().manual_seed(0)
+    pruned = {k: m == 0 for k, m in pruner.masks.items()}
+    for _ in range(12):  # the loop's order: update (Adam step), then the callback re-applies the masks
+        agent.update(random_batch(g))
+        grads = {k: p.grad for k, p in pruner.params.items()}
+        assert any(float(grads[k][pruned[k]].abs().sum()) > 0 for k in grads)  # gradients do flow to them
+        pruner.apply()
+        for k, p in pruner.params.items():
+            assert torch.count_nonzero(p[pruned[k]]) == 0
+    # 12 updates with a copy every 5: the last copy (start of update 11) saw masked online weights
+    for name, p in agent.target.named_parameters():
+        if p.ndim > 1:
+            assert torch.equal(p == 0, pruner.masks[f"online/{name}"] == 0)
+
+
+def test_without_reapplying_adam_regrows_pruned_weights():
+    agent = make_agent()
+    pruner = MagnitudePruner(agent.networks())
+    pruner.prune_to(0.8)
+    agent.update(random_batch(torch.Generator().manual_seed(0)))
+    assert weight_sparsity(agent.networks())["total"] < 0.8
+
+
+def test_global_scope_and_unpruned_output_layer():
+    net = build_network(MLPConfig(hidden_sizes=[64, 32]), (8,), 3)
+    pruner = MagnitudePruner({"q": net}, scope=Scope["global"], prune_output_layer=False)
+    head = net.head.weight.detach().clone()
+    pruner.prune_to(0.7)
+    assert torch.equal(net.head.weight, head)
+    n = sum(p.numel() for p in pruner.params.values())
+    zeros = sum(int((p == 0).sum()) for p in pruner.params.values())
+    assert zeros == round(0.7 * n)
+    per_layer = {k: float((p == 0).float().mean()) for k, p in pruner.params.items()}
+    assert max(per_layer.values()) - min(per_layer.values()) > 0.05  # one ranking, unequal layers
+
+    uniform = MagnitudePruner({"q": build_network(MLPConfig(hidden_sizes=[64, 32]), (8,), 3)}, Distribution.uniform)
+    uniform.prune_to(0.7)
+    for p in uniform.params.values():
+        assert abs(int((p == 0).sum()) - 0.7 * p.numel()) <= 1
+
+
+def test_state_dict_round_trip_and_plain_parameters():
+    net = build_network(MLPConfig(), (4,), 2)
+    names = [n for n, _ in net.named_parameters()]
+    pruner = MagnitudePruner({"online": net})
+    pruner.prune_to(0.5)
+    assert [n for n, _ in net.named_parameters()] == names  # unlike torch.nn.utils.prune: no weight_orig
+    clone = copy.deepcopy(net)
+    assert torch.equal(clone.features.fc1.weight, net.features.fc1.weight)
+    other = build_network(MLPConfig(), (4,), 2)
+    restored = MagnitudePruner({"online": other})
+    restored.load_state_dict(pruner.state_dict())
+    for k, m in pruner.masks.items():
+        assert torch.equal(restored.masks[k], m)
+        assert torch.count_nonzero(restored.params[k][m == 0]) == 0

@@ -1,0 +1,60 @@
+"""GMP and the health probe in real runs of the loop."""
+
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train
+from tests.conftest import run_train
+from training.callbacks import Callback
+
+
+def test_pong_run_ends_at_the_target_sparsity_with_every_tag(tmp_path):
+    out = run_train("agent=dqn", "sparsity=0.9", "total_env_steps=2000", "agent.learning_starts=1000",
+                    "agent.replay_capacity=3000", "env.max_episode_steps=400", "eval.episodes=1",
+                    "pruning.update_freq_updates=50", "health.every_updates=100", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["updates"] == 250 and summary["target_sparsity"] == 0.9
+    assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    assert summary["sparsity_per_network"]["online"] == pytest.approx(0.9, abs=1e-3)
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in ("sparsity/target", "sparsity/total", "sparsity/online", "sparsity/online/features.conv1.weight",
+                "sparsity/online/head.weight", "dormant/online/tau_0", "dormant/online/tau_0.025",
+                "dormant/online/tau_0.1", "dormant/online/features.relu1/tau_0.1",
+                "dormant/online/fanin_pruned/features.fc1.weight", "health/online/srank", "health/online/param_norm",
+                "health/online/grad_norm", "health/online/q_mean", "health/online/q_var", "health/probe_seconds"):
+        assert tag in tags, tag
+    targets = [e.value for e in acc.Scalars("sparsity/target")]
+    assert targets[0] == 0.0 and targets[-1] == pytest.approx(0.9)
+    assert all(a <= b for a, b in zip(targets, targets[1:], strict=False))
+    assert [e.step for e in acc.Scalars("health/online/srank")] == [1400, 1800]  # every 100 updates
+
+
+class Spy(Callback):
+    def on_train_end(self, trainer):
+        self.masks = trainer.callbacks[0].pruner.masks
+        self.targets = trainer.agent.target
+
+
+def test_sparsity_zero_runs_the_same_path_without_masks(compose_cfg, tmp_path):
+    cfg = compose_cfg("env=classic", "total_env_steps=1500", "agent.learning_starts=100", "progress=false",
+                      "eval.episodes=1", "pruning.update_freq_updates=10")
+    spy = Spy()
+    summary = train.train(cfg, tmp_path, callbacks=[spy])
+    assert spy.masks is None and summary["sparsity"] == 0.0 and summary["target_sparsity"] == 0.0
+
+
+def test_classic_run_prunes_on_schedule_and_the_target_inherits_zeros(compose_cfg, tmp_path):
+    cfg = compose_cfg("env=classic", "sparsity=0.8", "total_env_steps=1500", "agent.learning_starts=100",
+                      "agent.target_update_period=100", "progress=false", "eval.episodes=1",
+                      "pruning.update_freq_updates=100", "pruning.end_frac=0.5")
+    spy = Spy()
+    summary = train.train(cfg, tmp_path, callbacks=[spy])
+    assert summary["sparsity"] == pytest.approx(0.8, abs=1e-3)
+    for name, p in spy.targets.named_parameters():
+        if p.ndim > 1:  # pruning ended at half the run, and the target was copied several times since
+            assert ((p == 0) == (spy.masks[f"online/{name}"] == 0)).all()
