@@ -26,6 +26,7 @@ class PruningCallback(Callback):
     def __init__(self, cfg: PruningConfig, sparsity: float, log_every_updates: int):
         self.cfg, self.sparsity, self.log_every_updates = cfg, sparsity, log_every_updates
         self.target = 0.0
+        self.last_mask_update: int | None = None  # schedule position: index of the last mask update
         self._state: dict | None = None
 
     def on_train_start(self, trainer) -> None:
@@ -34,21 +35,22 @@ class PruningCallback(Callback):
         self.pruner = MagnitudePruner(trainer.agent.networks(), c.distribution, c.scope, c.prune_output_layer)
         if self._state is not None:
             self.pruner.load_state_dict(self._state["pruner"])
-            self.target = self._state["target"]
+            self.target, self.last_mask_update = self._state["target"], self._state["last_mask_update"]
         trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target), trainer.env_step)
 
     def on_update_end(self, trainer, metrics) -> None:
         t = trainer.updates - 1  # index of the update just taken
-        if is_mask_update(t, self.t_start, self.t_end, self.cfg.update_freq_updates):
-            self.target = gmp_sparsity(t, self.t_start, self.t_end, self.sparsity)
+        mask_update = is_mask_update(t, self.t_start, self.t_end, self.cfg.update_freq_updates)
+        if mask_update:
+            self.target, self.last_mask_update = gmp_sparsity(t, self.t_start, self.t_end, self.sparsity), t
             if self.target > 0:
                 self.pruner.prune_to(self.target)
         self.pruner.apply()
-        if trainer.updates % self.log_every_updates == 0 or t == self.t_end:
+        if mask_update or trainer.updates % self.log_every_updates == 0:
             trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target), trainer.env_step)
 
     def state_dict(self) -> dict:
-        return {"pruner": self.pruner.state_dict(), "target": self.target}
+        return {"pruner": self.pruner.state_dict(), "target": self.target, "last_mask_update": self.last_mask_update}
 
     def load_state_dict(self, state: dict) -> None:
         self._state = state  # applied in on_train_start, once the networks exist
