@@ -24,7 +24,7 @@ def test_defaults_are_dopamine_dqn_on_pong_with_the_nature_cnn(compose_cfg):
     assert cfg.total_env_steps == 10_000_000
 
 
-@pytest.mark.parametrize("group", ["agent", "env", "network"])
+@pytest.mark.parametrize("group", ["agent", "env", "network", "pruning"])
 def test_every_group_option_composes(compose_cfg, group):
     options = group_options(group)
     assert options
