@@ -63,7 +63,6 @@ class HealthCallback(Callback):
     def __init__(self, cfg: HealthConfig, seed: int):
         self.cfg = cfg
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4EA1]))
-        self.seconds = 0.0
 
     def on_update_end(self, trainer, metrics) -> None:
         if trainer.updates % self.cfg.every_updates == 0:
@@ -75,9 +74,7 @@ class HealthCallback(Callback):
         out: dict[str, float] = {}
         for name, net in trainer.agent.networks().items():
             out.update(probe(name, net, obs, self.cfg))
-        elapsed = time.perf_counter() - t0
-        self.seconds += elapsed
-        trainer.logger.log({**out, "health/probe_seconds": elapsed}, trainer.env_step)
+        trainer.logger.log({**out, "health/probe_seconds": time.perf_counter() - t0}, trainer.env_step)
         return out
 
     def state_dict(self) -> dict:

@@ -80,7 +80,7 @@ def validate(cfg: Config) -> None:
             require(node.name == type(node).name, f"{prefix}.name", node.name,
                     f"it is fixed by the group option; choose {prefix}=<option> instead")
         try:
-            getattr(cfg, prefix).validate()
+            node.validate()
         except ConfigError as e:
             raise e.under(prefix) from None
     if cfg.agent.name in DISCRETE_AGENTS and cfg.env.name == "classic":
