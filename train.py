@@ -7,6 +7,7 @@ callbacks, runs the loop in ``training/loop.py`` and writes the run folder.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,11 +23,13 @@ from agents.replay import ReplayBuffer
 from envs import frame_stack, make_env
 from pruning.callbacks import HealthCallback, PruningCallback
 from pruning.measure import weight_sparsity
+from training.checkpoint import Checkpointer
 from training.config import Config, register_configs, to_objects, validate
 from training.errors import ConfigError
 from training.logger import Logger
-from training.loop import Trainer
+from training.loop import Diverged, Stopped, Trainer
 from training.preflight import UserError, preflight
+from training.run_folder import CONFIG, SUMMARY, check_same_config, is_complete
 from training.run_info import code_version
 
 register_configs()
@@ -40,7 +43,8 @@ def resolve_device(name: str) -> torch.device:
 
 def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
     """Build everything from ``cfg``, train, and write ``summary.json`` in ``run_dir``; returns the summary.
-    ``callbacks`` run after the suite's own (pruning, then the health probe)."""
+    ``callbacks`` run after the suite's own (pruning, then the health probe). If ``run_dir`` holds a checkpoint,
+    the run continues from the newest one that loads."""
     device = resolve_device(cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -54,12 +58,25 @@ def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
                           np.random.default_rng(replay_seed), device)
     n_params = {name: count_parameters(net) for name, net in agent.networks().items()}
     print(f"parameters: {n_params} | run folder: {run_dir}", flush=True)
+    checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep)
+    checkpointer.clean_partial()
+    latest = checkpointer.load_latest()
+    Logger.rewind(run_dir, latest[3] if latest else None)  # drop what was logged after the checkpoint
     logger = Logger(run_dir)
-    logger.log({f"charts/num_params/{k}": v for k, v in n_params.items()}, 0)
     pruning = PruningCallback(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates)
     suite_callbacks = [pruning, HealthCallback(cfg.health, cfg.seed)]
+    trainer = Trainer(cfg, agent, env, eval_env, replay, logger, [*suite_callbacks, *callbacks], checkpointer)
+    if latest:
+        path, state, arrays, _ = latest
+        trainer.load_checkpoint(state, arrays)
+        trainer.last_checkpoint = path
+        print(f"resuming from {path} (agent step {trainer.env_step:,} of {cfg.total_env_steps:,})", flush=True)
+        with open(run_dir / "resumes.jsonl", "a") as f:
+            f.write(json.dumps({"checkpoint": path.name, "env_step": trainer.env_step, "code": code_version()}) + "\n")
+    else:
+        logger.log({f"charts/num_params/{k}": v for k, v in n_params.items()}, 0)
     try:
-        result = Trainer(cfg, agent, env, eval_env, replay, logger, [*suite_callbacks, *callbacks]).run()
+        result = trainer.run()
     finally:
         logger.close()
         env.close()
@@ -70,22 +87,37 @@ def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
                "target_sparsity": pruning.target, "num_params": n_params,
                "seed": cfg.seed, "agent": cfg.agent.name, "env": cfg.env.name, "env_id": cfg.env.id,
                "network": cfg.network.name, "code": code_version()}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    tmp = run_dir / f".{SUMMARY}.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, run_dir / SUMMARY)
     return summary
 
 
 @hydra.main(config_path="conf", config_name="config", version_base=None)
 def main(dcfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         cfg = to_objects(dcfg)
         validate(cfg)
+        resuming = check_same_config(run_dir, dcfg, "run folder")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(dcfg, resolve=True))
-    (run_dir / "version.json").write_text(json.dumps(code_version(), indent=2) + "\n")
-    train(cfg, run_dir)
+    if resuming and is_complete(run_dir):
+        print(f"run already complete: {run_dir / SUMMARY} (nothing to do)", flush=True)
+        return
+    if not resuming:
+        (run_dir / CONFIG).write_text(OmegaConf.to_yaml(dcfg, resolve=True))
+        (run_dir / "version.json").write_text(json.dumps(code_version(), indent=2) + "\n")
+    try:
+        train(cfg, run_dir)
+    except Stopped as e:
+        print(str(e), file=sys.stderr, flush=True)
+        e.request.pass_on()  # under submitit: its handler requeues the job and exits
+        sys.exit(128 + e.request.signum)
+    except Diverged as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

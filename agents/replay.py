@@ -28,6 +28,8 @@ class Batch(NamedTuple):
 
 
 class ReplayBuffer:
+    ARRAYS = ("frames", "actions", "rewards", "terminated", "first", "valid")
+
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype, stack: int,
                  rng: np.random.Generator, device: torch.device | str = "cpu"):
         """``stack`` is how many frames each observation holds along its first axis (1 for vector observations)."""
@@ -52,7 +54,33 @@ class ReplayBuffer:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminated, self.first, self.valid))
+        return sum(getattr(self, k).nbytes for k in self.ARRAYS)
+
+    @property
+    def bytes_per_slot(self) -> int:
+        return sum(getattr(self, k)[0].nbytes for k in self.ARRAYS)
+
+    def state_dict(self) -> dict:
+        return {"cursor": self.cursor, "full": self.full, "episode_start": self._episode_start,
+                "rng": self.rng.bit_generator.state}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The written part of storage (views, not copies), for a checkpoint."""
+        return {k: getattr(self, k)[:len(self)] for k in self.ARRAYS}
+
+    def load_state_dict(self, state: dict, arrays: dict[str, np.ndarray] | None) -> None:
+        """Restore counters and RNG; with ``arrays`` also the contents, else the buffer starts empty."""
+        self.rng.bit_generator.state = state["rng"]
+        if arrays is None:
+            self.cursor, self.full, self._episode_start = 0, False, True
+            return
+        for k in self.ARRAYS:
+            stored, own = arrays[k], getattr(self, k)
+            if stored.shape[1:] != own.shape[1:] or stored.dtype != own.dtype or len(stored) > len(own):
+                raise ValueError(f"replay array {k!r} in the checkpoint is {stored.dtype}{stored.shape}, this "
+                                 f"buffer holds {own.dtype}{own.shape}")
+            own[:len(stored)] = stored
+        self.cursor, self.full, self._episode_start = state["cursor"], state["full"], state["episode_start"]
 
     def _frame(self, obs: np.ndarray) -> np.ndarray:
         return obs[-1] if self.stack > 1 else obs

@@ -7,6 +7,7 @@ Every env returned here records raw episode statistics in ``info["episode"]`` (G
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 
 
 def make_env(cfg, seed: int, mode: str = "train") -> gym.Env:
@@ -29,3 +30,14 @@ def make_env(cfg, seed: int, mode: str = "train") -> gym.Env:
 def frame_stack(cfg) -> int:
     """How many frames each observation holds along its first axis (replay stores each frame once)."""
     return getattr(cfg, "frame_stack", 1)
+
+
+def frame_nbytes(cfg) -> int:
+    """Bytes of one stored frame (what replay keeps per transition), without creating an Atari env."""
+    if cfg.name == "atari":
+        return cfg.screen_size * cfg.screen_size  # uint8 grayscale
+    env = make_env(cfg, 0)
+    try:
+        return int(env.observation_space.dtype.itemsize * np.prod(env.observation_space.shape[frame_stack(cfg) > 1:]))
+    finally:
+        env.close()

@@ -36,7 +36,8 @@ class PruningCallback(Callback):
         if self._state is not None:
             self.pruner.load_state_dict(self._state["pruner"])
             self.target, self.last_mask_update = self._state["target"], self._state["last_mask_update"]
-        trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target), trainer.env_step)
+        if not trainer.resumed:  # a resumed run logged this at its start already
+            trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target), trainer.env_step)
 
     def on_update_end(self, trainer, metrics) -> None:
         t = trainer.updates - 1  # index of the update just taken

@@ -18,6 +18,7 @@ from envs.atari import AtariConfig
 from envs.classic import ClassicConfig
 from pruning.health import HealthConfig
 from pruning.pruner import PruningConfig
+from training.checkpoint import CheckpointConfig
 from training.errors import ConfigError, require
 
 AGENTS = {"dqn": DQNConfig}
@@ -42,6 +43,7 @@ class Config:
     sparsity: float = 0.0  # final sparsity s_F of every pruned network; 0 = dense (same code path, no masks)
     eval: EvalConfig = field(default_factory=EvalConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     seed: int = 0
     total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -74,7 +76,7 @@ def validate(cfg: Config) -> None:
     require(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0 (0 = torch's default)")
     require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
             "allowed: auto, cpu, cuda, cuda:N")
-    for prefix in ("agent", "env", "network", "pruning", "health"):
+    for prefix in ("agent", "env", "network", "pruning", "health", "checkpoint"):
         node = getattr(cfg, prefix)
         if hasattr(node, "name"):
             require(node.name == type(node).name, f"{prefix}.name", node.name,

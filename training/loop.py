@@ -1,28 +1,59 @@
 """The training loop. It owns the two clocks (agent steps, gradient updates) and decides when to update,
-evaluate and log; agents and callbacks only react."""
+evaluate, log and checkpoint; agents and callbacks only react.
+
+One agent step is: act, step the env, store the transition, maybe update, maybe log, maybe evaluate, maybe
+checkpoint. Checkpoints are taken only at the end of a step, so a resumed run starts the next step with everything
+(networks, optimizer, replay, callbacks, RNGs, env, log files) as the uninterrupted run had it.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from agents.replay import ReplayBuffer
+from envs.snapshot import EpisodeRecorder, rng_state, set_rng_state
 from training.callbacks import Callback
+from training.checkpoint import Checkpointer
 from training.config import Config
 from training.logger import Logger
+from training.signals import StopRequest
+
+EVAL_SEED_OFFSET = 1_000_003
 
 
-def evaluate(agent, env: gym.Env, episodes: int, env_step: int) -> dict[str, float]:
-    """Mean raw return of full episodes acted with the agent's evaluation policy (ε = ``eval_epsilon``)."""
+class Diverged(RuntimeError):
+    """A loss or a parameter became NaN or infinite; the run stops before writing anything built on it."""
+
+
+class Stopped(Exception):
+    """A stop signal arrived; the checkpoint is written and the run can be resumed."""
+
+    def __init__(self, request: StopRequest, env_step: int, checkpoint: Path | None):
+        self.request, self.env_step, self.checkpoint = request, env_step, checkpoint
+        super().__init__(f"stopped by {request.name} at agent step {env_step}; checkpoint: {checkpoint}; "
+                         "run the same command again to resume")
+
+
+def evaluate(agent, env: gym.Env, episodes: int, env_step: int,
+             should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
+    """Mean raw return of full episodes acted with the agent's evaluation policy (ε = ``eval_epsilon``); None if
+    ``should_stop`` turned true before the last episode ended."""
     returns, lengths = [], []
     while len(returns) < episodes:
         obs, _ = env.reset()
         done = False
         while not done:
+            if should_stop():
+                return None
             obs, _, terminated, truncated, info = env.step(agent.act(obs, env_step, eval_mode=True))
             done = terminated or truncated
         returns.append(float(info["episode"]["r"]))
@@ -36,75 +67,204 @@ def count_updates(total_env_steps: int, learning_starts: int, update_period: int
     return max(total_env_steps // update_period - learning_starts // update_period, 0)
 
 
+def _is_loss(tag: str) -> bool:
+    return tag.startswith("losses/") and "loss" in tag.rsplit("/", 1)[-1]
+
+
 class Trainer:
     def __init__(self, cfg: Config, agent, env: gym.Env, eval_env: gym.Env, replay: ReplayBuffer, logger: Logger,
-                 callbacks: Sequence[Callback] = ()):
+                 callbacks: Sequence[Callback] = (), checkpointer: Checkpointer | None = None):
         self.cfg, self.agent, self.env, self.eval_env = cfg, agent, env, eval_env
-        self.replay, self.logger, self.callbacks = replay, logger, list(callbacks)
+        self.replay, self.logger, self.callbacks, self.checkpointer = replay, logger, list(callbacks), checkpointer
+        self.recorder = EpisodeRecorder(env)
         self.env_step = 0
         self.updates = 0
         self.last_eval: dict[str, float] = {}
+        self.train_metrics: dict[str, Any] = {}
+        self.episode_return = float("nan")
+        self.eval_pending = False  # an evaluation due at env_step was interrupted and must run first on resume
+        self.resumed = False
+        self.last_checkpoint: Path | None = None
+        self._saved_step = -1
+        self._resume_state: dict[str, Any] | None = None
+        self.stop = StopRequest()
         self.total_updates = count_updates(cfg.total_env_steps, cfg.agent.learning_starts, cfg.agent.update_period)
 
+    # --- checkpoint state -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"env_step": self.env_step, "updates": self.updates, "last_eval": self.last_eval,
+                "train_metrics": {k: torch.as_tensor(v).detach().cpu() for k, v in self.train_metrics.items()},
+                "episode_return": self.episode_return, "eval_pending": self.eval_pending,
+                "obs": torch.from_numpy(np.array(self.obs)), "env": self.recorder.state_dict(),
+                "eval_env": rng_state(self.eval_env), "torch_rng": torch.get_rng_state()}
+
+    def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        state = {"trainer": self.state_dict(), "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
+                 "callbacks": {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)},
+                 "replay_stored": self.cfg.checkpoint.replay}
+        arrays = {f"replay.{k}": v for k, v in self.replay.arrays().items()} if self.cfg.checkpoint.replay else {}
+        return state, arrays
+
+    def load_checkpoint(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore everything but the envs, which ``run`` rebuilds by re-playing the current episode."""
+        names = [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self.callbacks)]
+        if names != list(state["callbacks"]):
+            raise ValueError(f"the checkpoint was written with callbacks {list(state['callbacks'])}, this run has "
+                             f"{names}")
+        self.agent.load_state_dict(state["agent"])
+        replay_arrays = {k.removeprefix("replay."): v for k, v in arrays.items() if k.startswith("replay.")}
+        self.replay.load_state_dict(state["replay"], replay_arrays if state["replay_stored"] else None)
+        for cb, cb_state in zip(self.callbacks, state["callbacks"].values(), strict=True):
+            cb.load_state_dict(cb_state)
+        t = state["trainer"]
+        self.env_step, self.updates, self.last_eval = t["env_step"], t["updates"], t["last_eval"]
+        self.train_metrics, self.episode_return = t["train_metrics"], t["episode_return"]
+        self.eval_pending, self._saved_step = t["eval_pending"], t["env_step"]
+        torch.set_rng_state(t["torch_rng"])
+        self._resume_state, self.resumed = t, True
+
+    # --- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> dict:
-        cfg, agent, env, replay, logger = self.cfg, self.agent, self.env, self.replay, self.logger
-        total, a = cfg.total_env_steps, cfg.agent
-        clip = cfg.env.reward_clip
+        with self.stop:
+            return self._run()
+
+    def _run(self) -> dict:
+        cfg, total = self.cfg, self.cfg.total_env_steps
         for cb in self.callbacks:
             cb.on_train_start(self)
-        obs, _ = env.reset(seed=cfg.seed)
-        self.eval_env.reset(seed=cfg.seed + 1_000_003)  # seeds the eval env's RNG once; later resets continue it
-        t0 = time.perf_counter()
-        window_t, window_step = t0, 0
-        train_metrics: dict = {}
-        episode_return = float("nan")
-        bar = tqdm(total=total, disable=not cfg.progress, unit="step", dynamic_ncols=True, mininterval=2.0)
+        self.eval_env.reset(seed=cfg.seed + EVAL_SEED_OFFSET)  # seeds the eval env once; later resets continue it
+        if self._resume_state is None:
+            self.obs, _ = self.recorder.reset(seed=cfg.seed)
+        else:
+            s = self._resume_state
+            self.obs = self.recorder.resume(s["env"], cfg.seed, s["obs"].numpy())
+            set_rng_state(self.eval_env, s["eval_env"])
+            if len(self.replay) == 0 and self.env_step > cfg.agent.learning_starts:
+                self._refill()
+        self._t0 = self._window_t = time.perf_counter()
+        self._window_step = self._start_step = self.env_step
+        self._bar = tqdm(total=total, initial=self.env_step, disable=not cfg.progress, unit="step",
+                         dynamic_ncols=True, mininterval=2.0)
+        if self.eval_pending:
+            self._end_of_step()
         while self.env_step < total:
-            action = agent.act(obs, self.env_step)
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            self.env_step += 1
-            if clip is not None:
-                reward = min(max(reward, -clip), clip)
-            episode_end = terminated or truncated
-            replay.add(obs, action, reward, terminated or info.get("life_lost", False), episode_end, next_obs)
-            if episode_end:
-                episode_return = float(info["episode"]["r"])
-                logger.log({"charts/episodic_return": episode_return,
-                            "charts/episodic_length": int(info["episode"]["l"])}, self.env_step)
-                obs, _ = env.reset()
-            else:
-                obs = next_obs
-            for cb in self.callbacks:
-                cb.on_env_step(self)
-
-            if self.env_step > a.learning_starts and self.env_step % a.update_period == 0:
-                train_metrics = agent.update(replay.sample(a.batch_size))
-                self.updates += 1
-                for cb in self.callbacks:
-                    cb.on_update_end(self, train_metrics)
-
-            if self.env_step % cfg.log_every_env_steps == 0:
-                now = time.perf_counter()
-                sps = (self.env_step - window_step) / (now - window_t)
-                logger.log({**train_metrics, "charts/SPS": sps,
-                            "charts/SPS_cumulative": self.env_step / (now - t0),
-                            "charts/epsilon": agent.epsilon(self.env_step),
-                            "charts/updates": self.updates}, self.env_step)
-                bar.update(self.env_step - bar.n)
-                bar.set_postfix(SPS=f"{sps:.0f}", ret=f"{episode_return:.1f}", refresh=False)
-                window_t, window_step = now, self.env_step
-
-            if self.env_step % cfg.eval.every_env_steps == 0 or self.env_step == total:
-                self.last_eval = evaluate(agent, self.eval_env, cfg.eval.episodes, self.env_step)
-                logger.log(self.last_eval, self.env_step)
-                for cb in self.callbacks:
-                    cb.on_eval_end(self, self.last_eval)
-                window_t, window_step = time.perf_counter(), self.env_step  # keep evaluation out of training SPS
-        bar.update(self.env_step - bar.n)
-        bar.close()
+            self._step()
+            self._end_of_step()
+        self._bar.close()
         for cb in self.callbacks:
             cb.on_train_end(self)
-        logger.flush()
+        self.logger.flush()
         return {"env_steps": self.env_step, "updates": self.updates,
                 "final_eval_return": self.last_eval["eval/episodic_return"],
-                "wall_time_s": time.perf_counter() - t0}
+                "wall_time_s": time.perf_counter() - self._t0}
+
+    def _act_and_store(self) -> dict | None:
+        """One env step with the agent's policy, its transition stored; the episode statistics if it ended."""
+        action = self.agent.act(self.obs, self.env_step)
+        next_obs, reward, terminated, truncated, info = self.recorder.step(action)
+        self.env_step += 1
+        clip = self.cfg.env.reward_clip
+        if clip is not None:
+            reward = min(max(reward, -clip), clip)
+        episode_end = terminated or truncated
+        self.replay.add(self.obs, action, reward, terminated or info.get("life_lost", False), episode_end, next_obs)
+        self.obs = self.recorder.reset()[0] if episode_end else next_obs
+        return info["episode"] if episode_end else None
+
+    def _step(self) -> None:
+        a, logger = self.cfg.agent, self.logger
+        episode = self._act_and_store()
+        if episode is not None:
+            self.episode_return = float(episode["r"])
+            logger.log({"charts/episodic_return": self.episode_return, "charts/episodic_length": int(episode["l"])},
+                       self.env_step)
+        for cb in self.callbacks:
+            cb.on_env_step(self)
+        if self.env_step > a.learning_starts and self.env_step % a.update_period == 0:
+            metrics = self.agent.update(self.replay.sample(a.batch_size))
+            self.updates += 1
+            self._check_finite(metrics)
+            self.train_metrics = metrics
+            for cb in self.callbacks:
+                cb.on_update_end(self, metrics)
+        if self.env_step % self.cfg.log_every_env_steps == 0:
+            now = time.perf_counter()
+            sps = (self.env_step - self._window_step) / (now - self._window_t)
+            logger.log({**self.train_metrics, "charts/SPS": sps,
+                        "charts/SPS_cumulative": (self.env_step - self._start_step) / (now - self._t0),
+                        "charts/epsilon": self.agent.epsilon(self.env_step), "charts/updates": self.updates},
+                       self.env_step)
+            self._bar.update(self.env_step - self._bar.n)
+            self._bar.set_postfix(SPS=f"{sps:.0f}", ret=f"{self.episode_return:.1f}", refresh=False)
+            self._window_t, self._window_step = now, self.env_step
+
+    def _end_of_step(self) -> None:
+        """Evaluate and checkpoint when due, then answer a stop request. Always at a step boundary."""
+        cfg, step = self.cfg, self.env_step
+        if self.eval_pending or step % cfg.eval.every_env_steps == 0 or step == cfg.total_env_steps:
+            self._evaluate()
+        if self.stop:
+            if self._saved_step != step:
+                self._save()
+            raise Stopped(self.stop, step, self.last_checkpoint)
+        if step % cfg.checkpoint.every_env_steps == 0 or step == cfg.total_env_steps:
+            self._save()
+
+    def _evaluate(self) -> None:
+        """If a stop request interrupts it, every random state it used (the eval env's, the agent's ``rng`` and
+        torch's) is put back, so the checkpoint holds the state from before it and the resumed run re-runs it."""
+        agent_rng = getattr(self.agent, "rng", None)
+        before = (rng_state(self.eval_env), agent_rng.bit_generator.state if agent_rng else None,
+                  torch.get_rng_state())
+        result = evaluate(self.agent, self.eval_env, self.cfg.eval.episodes, self.env_step, lambda: bool(self.stop))
+        if result is None:
+            set_rng_state(self.eval_env, before[0])
+            if agent_rng:
+                agent_rng.bit_generator.state = before[1]
+            torch.set_rng_state(before[2])
+            self.eval_pending = True
+            return
+        self.eval_pending = False
+        self.last_eval = result
+        self.logger.log(result, self.env_step)
+        for cb in self.callbacks:
+            cb.on_eval_end(self, result)
+        self._window_t, self._window_step = time.perf_counter(), self.env_step  # keep evaluation out of training SPS
+
+    def _check_finite(self, metrics: dict[str, Any]) -> None:
+        """One host sync per update (free on CPU, and acting already syncs every step)."""
+        for tag, value in metrics.items():
+            if _is_loss(tag) and not math.isfinite(float(value)):
+                raise Diverged(f"{tag} is {float(value)} at update {self.updates} (agent step {self.env_step}); "
+                               f"the run stops here. {self._last_good()}")
+
+    def _last_good(self) -> str:
+        if self.last_checkpoint is None:
+            return "No checkpoint was written before it."
+        return f"The last checkpoint, {self.last_checkpoint}, was written before it and is intact."
+
+    def _save(self) -> None:
+        if self.checkpointer is None:
+            return
+        for name, net in self.agent.networks().items():
+            if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+                raise Diverged(f"the {name} network has NaN or infinite weights at update {self.updates} (agent step "
+                               f"{self.env_step}); no checkpoint written. {self._last_good()}")
+        t0 = time.perf_counter()
+        state, arrays = self.checkpoint_state()
+        tmp, nbytes = self.checkpointer.begin(self.env_step, state, arrays)
+        self.logger.log({"checkpoint/bytes": nbytes, "checkpoint/seconds": time.perf_counter() - t0}, self.env_step)
+        self.last_checkpoint = self.checkpointer.commit(tmp, self.env_step, self.logger.offsets())
+        self._saved_step = self.env_step
+        self._window_t = time.perf_counter() - (t0 - self._window_t)  # keep the write out of training SPS
+
+    def _refill(self) -> None:
+        """Without stored replay (``checkpoint.replay=false``) the learner would sample from an empty buffer:
+        act for ``agent.learning_starts`` extra env steps first. These steps do not count in ``env_step`` and their
+        episodes are not logged, so the resumed run keeps its schedules but is not identical to an uninterrupted one."""
+        step, n = self.env_step, min(self.cfg.agent.learning_starts, self.cfg.agent.replay_capacity)
+        print(f"replay was not stored (checkpoint.replay=false): refilling it with {n} env steps", flush=True)
+        for _ in range(n):
+            self._act_and_store()
+            self.env_step = step
+        self.obs = self.recorder.reset()[0]

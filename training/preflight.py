@@ -20,6 +20,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from training.config import to_objects, validate
 from training.errors import ConfigError
+from training.run_folder import check_same_config, check_space, check_writable, checkpoint_bytes, is_complete
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _SKIP = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
@@ -132,11 +133,13 @@ def preflight(argv: list[str]) -> None:
     overrides, multirun, skip = split_argv(argv)
     if skip:
         return
+    hydra_overrides = dict(_key_of(o) for o in overrides if _key_of(o)[0].startswith("hydra"))
     overrides = [o for o in overrides if not _key_of(o)[0].startswith("hydra")]
     try:
         variants = _variants(overrides, multirun)
     except HydraException as e:
         raise UserError(" ".join(str(e).split())) from None
+    first = None
     for variant in variants:
         try:
             cfg = _compose(variant)
@@ -150,3 +153,24 @@ def preflight(argv: list[str]) -> None:
             raise UserError(str(e)) from None
         except OmegaConfBaseException as e:
             raise UserError(" ".join(str(e).split())) from None
+        first = first or cfg
+    try:
+        check_output(first, hydra_overrides, multirun)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+
+
+def check_output(cfg, hydra_overrides: dict[str, str], multirun: bool) -> None:
+    """The output folder can be written, holds no run of another config, and has room for the checkpoints."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    explicit = hydra_overrides.get(key)
+    path = Path(explicit) if explicit else Path("runs")  # Hydra's default folders are under ./runs
+    check_writable(path, key)
+    existing = 0
+    if explicit and not multirun:
+        if check_same_config(path, cfg, key) and is_complete(path):
+            return
+        existing = sum(f.stat().st_size for f in (path / "checkpoints").rglob("*") if f.is_file())
+    c = to_objects(cfg).checkpoint
+    need = (c.keep + 1) * checkpoint_bytes(to_objects(cfg)) - existing
+    check_space(path, need, f"checkpoint.keep={c.keep} checkpoints plus the one being written", key)

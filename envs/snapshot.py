@@ -1,0 +1,75 @@
+"""Making an environment resumable without pickling it.
+
+A Gymnasium env is a stack of wrappers (frame skip, max-pooling, frame stack, time limit, episode statistics), each
+with private state, around a simulator. Rather than reach into each, the suite restores the simulator's *random*
+state from just before the current episode's reset and re-plays that episode's actions through the whole stack.
+Every wrapper then rebuilds its own state exactly. The random state is the env's NumPy generator and, for Atari,
+the ALE's system state with its RNG (sticky actions). Re-playing costs at most one episode (27,000 agent steps on
+Atari, about 20 s); ``resume`` checks the result against the observation saved with the checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+
+def rng_state(env: gym.Env) -> dict[str, Any]:
+    """The env's random state; taken between episodes it fixes everything the next episodes will do."""
+    u = env.unwrapped
+    state: dict[str, Any] = {"np_random": u.np_random.bit_generator.state}
+    if hasattr(u, "ale"):
+        raw = u.ale.cloneState(include_rng=True).serialize()
+        state["ale"] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    return state
+
+
+def set_rng_state(env: gym.Env, state: dict[str, Any]) -> None:
+    u = env.unwrapped
+    u.np_random.bit_generator.state = state["np_random"]
+    if "ale" in state:
+        import ale_py
+
+        u.ale.restoreState(ale_py.ALEState(state["ale"].numpy().tobytes()))
+
+
+class EpisodeRecorder:
+    """Wraps the training env's ``reset`` and ``step`` calls to keep what ``resume`` needs: the env's random state
+    before this episode's reset (or the seed of the first reset) and the actions taken since."""
+
+    def __init__(self, env: gym.Env):
+        self.env = env
+        self.seed: int | None = None
+        self.start: dict[str, Any] | None = None
+        self.actions: list = []
+
+    def reset(self, seed: int | None = None):
+        self.seed, self.start = seed, None if seed is not None else rng_state(self.env)
+        self.actions = []
+        return self.env.reset(seed=seed)
+
+    def step(self, action):
+        self.actions.append(action)
+        return self.env.step(action)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "start": self.start,
+                "actions": torch.as_tensor(np.asarray(self.actions)) if self.actions else None}
+
+    def resume(self, state: dict[str, Any], init_seed: int, expected_obs: np.ndarray) -> np.ndarray:
+        """Rebuild the env's state at the checkpoint and return the current observation."""
+        self.env.reset(seed=init_seed)  # builds every wrapper's state before the random state is overwritten
+        if state["start"] is None:
+            obs, _ = self.reset(seed=state["seed"])
+        else:
+            set_rng_state(self.env, state["start"])
+            obs, _ = self.reset()
+        for action in ([] if state["actions"] is None else state["actions"].numpy()):
+            obs = self.step(action.item() if action.ndim == 0 else action)[0]
+        if not np.array_equal(obs, expected_obs):
+            raise RuntimeError("re-playing the episode did not reproduce the checkpoint's observation; the "
+                               "environment is not deterministic given its random state, so it cannot be resumed")
+        return obs

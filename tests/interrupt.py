@@ -1,0 +1,52 @@
+"""Run ``train.py`` and send a real signal to the run's own process at an exact point, for the resume tests.
+
+``python -m tests.interrupt SIGNAL step N <overrides>``: after agent step N (before its evaluation and checkpoint).
+``python -m tests.interrupt SIGNAL eval N <overrides>``: during the evaluation at agent step N, at its 5th action.
+"""
+
+import os
+import runpy
+import signal
+import sys
+
+import training.loop as loop
+
+
+def main() -> None:
+    sig, where, at = signal.Signals[sys.argv[1]], sys.argv[2], int(sys.argv[3])
+    if where == "step":
+        step = loop.Trainer._step
+
+        def _step(trainer):
+            step(trainer)
+            if trainer.env_step == at:
+                os.kill(os.getpid(), sig)
+
+        loop.Trainer._step = _step
+    else:
+        evaluate = loop.evaluate
+
+        def _evaluate(agent, env, episodes, env_step, should_stop):
+            if env_step != at:
+                return evaluate(agent, env, episodes, env_step, should_stop)
+            act, calls = agent.act, [0]
+
+            def counting_act(*args, **kwargs):
+                calls[0] += 1
+                if calls[0] == 5:
+                    os.kill(os.getpid(), sig)
+                return act(*args, **kwargs)
+
+            agent.act = counting_act
+            try:
+                return evaluate(agent, env, episodes, env_step, should_stop)
+            finally:
+                agent.act = act
+
+        loop.evaluate = _evaluate
+    sys.argv = ["train.py", *sys.argv[4:]]
+    runpy.run_path("train.py", run_name="__main__")  # as a user runs it (Hydra finds conf/ next to train.py)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Checkpoints: everything a run needs to continue exactly where it stopped, written so that a kill at any moment
+leaves the previous checkpoint usable.
+
+Layout: ``<run>/checkpoints/step_<agent step>/`` holding ``state.pt`` (tensors and plain Python values only, so it
+loads with ``torch.load(weights_only=True)``), one ``.npy`` per replay array (loaded with ``allow_pickle=False``),
+``logger.json`` and ``manifest.json``. A checkpoint is written into a hidden folder, each file fsynced, and the
+folder renamed into place: a folder named ``step_*`` is complete. The manifest, written last, holds each file's
+size and SHA-256, so a file truncated or altered afterwards is caught at load time and the previous checkpoint used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.errors import require
+
+STATE, MANIFEST, LOGGER = "state.pt", "manifest.json", "logger.json"
+
+
+@dataclass
+class CheckpointConfig:
+    every_env_steps: int = 250_000  # agent steps (one Dopamine iteration); also at the end and on SIGTERM/SIGUSR1
+    keep: int = 2  # newest complete checkpoints kept; an older one is the fallback if the newest is damaged
+    replay: bool = True  # store the replay buffer (needed for an exact resume; ~7 GB for 1M Atari transitions)
+
+    def validate(self) -> None:
+        require(self.every_env_steps >= 1, "every_env_steps", self.every_env_steps, "must be >= 1 (agent steps)")
+        require(self.keep >= 1, "keep", self.keep, "must be >= 1")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used (damaged, incomplete, or holding something unsafe to load)."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Checkpointer:
+    def __init__(self, directory: str | Path, keep: int):
+        self.dir, self.keep = Path(directory), keep
+
+    def complete(self) -> list[Path]:
+        """Complete checkpoints, newest first."""
+        if not self.dir.is_dir():
+            return []
+        return sorted((p for p in self.dir.glob("step_*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+
+    def begin(self, step: int, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[Path, int]:
+        """Write ``state`` and ``arrays`` into a hidden folder; returns it and the bytes written. Nothing is visible
+        as a checkpoint until ``commit``."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".tmp-step_{step:012d}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        torch.save(state, tmp / STATE)
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        return tmp, sum(p.stat().st_size for p in tmp.iterdir())
+
+    def commit(self, tmp: Path, step: int, logger_state: dict[str, Any]) -> Path:
+        """Add the logger's file offsets and the manifest, fsync, rename into place, and drop old checkpoints."""
+        (tmp / LOGGER).write_text(json.dumps(logger_state))
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+        (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
+        for p in tmp.iterdir():
+            _fsync(p)
+        final = self.dir / f"step_{step:012d}"
+        if final.exists():  # a damaged checkpoint at this step was set aside or is being replaced
+            self._set_aside(final)
+        os.rename(tmp, final)
+        _fsync(self.dir)
+        for old in self.complete()[self.keep:]:
+            shutil.rmtree(old)
+        return final
+
+    def load(self, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        """(state, arrays, logger state) of one checkpoint, after checking every file against the manifest."""
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+            for name, meta in manifest["files"].items():
+                f = path / name
+                if not f.is_file():
+                    raise CheckpointError(f"{name} is missing")
+                if f.stat().st_size != meta["bytes"]:
+                    raise CheckpointError(f"{name} has {f.stat().st_size} bytes, the manifest says {meta['bytes']}")
+                if _sha256(f) != meta["sha256"]:
+                    raise CheckpointError(f"{name} does not match its SHA-256 in the manifest")
+            state = torch.load(path / STATE, map_location="cpu", weights_only=True)
+            arrays = {f.stem: np.load(f, allow_pickle=False) for f in sorted(path.glob("*.npy"))}
+            logger_state = json.loads((path / LOGGER).read_text())
+        except CheckpointError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever fails to load makes the checkpoint unusable
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"{type(e).__name__}: {first}") from None
+        return state, arrays, logger_state
+
+    def load_latest(self) -> tuple[Path, dict[str, Any], dict[str, np.ndarray], dict[str, Any]] | None:
+        """The newest checkpoint that loads. Each unusable one is reported in one line on stderr and moved to
+        ``checkpoints/unusable/`` (kept for inspection, out of the way of later saves)."""
+        for path in self.complete():
+            try:
+                return (path, *self.load(path))
+            except CheckpointError as e:
+                moved = self._set_aside(path)
+                print(f"warning: checkpoint {path} is unusable ({e}); moved to {moved}, trying the previous one",
+                      file=sys.stderr, flush=True)
+        return None
+
+    def clean_partial(self) -> None:
+        """Remove hidden folders left by a write that was killed."""
+        for tmp in self.dir.glob(".tmp-step_*") if self.dir.is_dir() else ():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _set_aside(self, path: Path) -> Path:
+        target = self.dir / "unusable" / f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        target.parent.mkdir(exist_ok=True)
+        os.rename(path, target)
+        return target

@@ -1,0 +1,103 @@
+"""Whether a command may use a run folder: a new run, a resume of the same config, or a run already complete.
+
+Checked twice: by the preflight for an explicit ``hydra.run.dir`` (before Hydra writes anything into the folder),
+and by the job itself (which also covers each job of a multirun sweep).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from training.errors import ConfigError
+
+CONFIG, SUMMARY = "config.yaml", "summary.json"
+FREE_KEYS = ("progress", "checkpoint")  # may change between the first start and a resume
+
+
+def plain(cfg) -> dict:
+    """A composed config as plain YAML values, as ``config.yaml`` stores it."""
+    return OmegaConf.to_container(OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True)))
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def differences(stored: dict, current: dict) -> list[str]:
+    a, b = _flat(stored), _flat(current)
+    keys = sorted(k for k in a.keys() | b.keys() if k.split(".")[0] not in FREE_KEYS and a.get(k) != b.get(k))
+    return [f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}" for k in keys]
+
+
+def stored_config(run_dir: Path) -> dict | None:
+    path = run_dir / CONFIG
+    return plain(OmegaConf.load(path)) if path.is_file() else None
+
+
+def is_complete(run_dir: Path) -> bool:
+    try:
+        json.loads((run_dir / SUMMARY).read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def check_same_config(run_dir: Path, cfg, key: str = "hydra.run.dir") -> bool:
+    """True if ``run_dir`` already holds a run of this config; raises ``ConfigError`` if it holds another one."""
+    stored = stored_config(run_dir)
+    if stored is None:
+        return False
+    diff = differences(stored, plain(cfg))
+    if diff:
+        shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise ConfigError(key, str(run_dir), f"it holds a run with a different config ({shown}); re-run with that "
+                          f"run's overrides to resume it, or choose another {key}")
+    return True
+
+
+def existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def check_writable(path: Path, key: str) -> None:
+    """Fail now, not after Hydra has started, if ``path`` cannot be created or written."""
+    base = existing_ancestor(path)
+    if not base.is_dir():
+        raise ConfigError(key, str(path), f"{base} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as e:
+        raise ConfigError(key, str(path), f"{base} is not writable ({e.strerror}); choose a writable folder") from None
+
+
+def check_space(path: Path, need_bytes: int, what: str, key: str) -> None:
+    free = shutil.disk_usage(existing_ancestor(path)).free
+    if need_bytes > free:
+        raise ConfigError(key, str(path), f"not enough disk space: {what} need about {need_bytes / 1e9:.2f} GB, "
+                          f"{free / 1e9:.2f} GB are free there; lower checkpoint.keep, set checkpoint.replay=false, "
+                          f"or choose another {key}")
+
+
+def checkpoint_bytes(cfg) -> int:
+    """Upper estimate of one checkpoint's replay part: every slot the run can fill (frame + 11 bytes each)."""
+    from envs import frame_nbytes
+
+    if not cfg.checkpoint.replay:
+        return 0
+    return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame_nbytes(cfg.env) + 11)

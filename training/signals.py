@@ -1,0 +1,64 @@
+"""Preemption: turn SIGTERM and SIGUSR1 into a request the loop answers with a checkpoint and a clean exit.
+
+Clusters warn a job before killing it (SLURM: ``--signal``, then SIGTERM on preemption, then SIGKILL after a grace
+period). The handler only sets a flag; the loop checks it after each agent step and inside evaluations, so a stop
+takes at most one step plus the checkpoint write. Under submitit (``hydra/launcher=submitit_slurm``) the job's
+process already has submitit's requeue handler on SIGUSR2 (or ``$SUBMITIT_PREEMPT_SIGNAL``); that signal is
+caught too, and after the checkpoint is written submitit's handler is called, which requeues the job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+OWN_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def _submitit_signal() -> signal.Signals:
+    return signal.Signals[f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}"]
+
+
+class StopRequest:
+    """Context manager installing the handlers (main thread only). ``signum`` is set once a signal arrived."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        chained = _submitit_signal()
+        wanted = list(OWN_SIGNALS)
+        if chained not in wanted and callable(signal.getsignal(chained)):
+            wanted.append(chained)
+        for s in wanted:
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def pass_on(self) -> None:
+        """Call the handler that was installed before ours for the received signal (submitit's requeue), if any."""
+        previous = self._previous.get(self.signum)
+        if callable(previous) and previous is not signal.default_int_handler:
+            self.__exit__()
+            previous(self.signum, None)
