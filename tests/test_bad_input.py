@@ -44,13 +44,20 @@ CASES = [
     (["sparsityy=0.9"], ["unknown key 'sparsityy'", "sparsity"]),
     (["env=classic", "network=nature_cnn"], ["network", "network=mlp"]),
     (["-m", "seed=0,1", "agent=dqn,ppo"], ["agent=ppo", "allowed: dqn"]),
+    (["checkpoint.every_env_steps=0"], ["checkpoint.every_env_steps", ">= 1"]),
+    (["checkpoint.keep=0"], ["checkpoint.keep", ">= 1"]),
+    (["checkpoint.replay=sometimes"], ["checkpoint.replay=sometimes", "bool"]),
+    (["checkpoint.kept=2"], ["unknown key 'checkpoint.kept'", "every_env_steps, keep, replay"]),
+    # 1M Atari transitions are 7.07 GB per checkpoint: no disk holds a million of them
+    (["checkpoint.keep=1_000_000"], ["hydra.run.dir", "not enough disk space", "checkpoint.keep"]),
+    (["hydra.run.dir=/proc/pedrl/run"], ["hydra.run.dir", "/proc is not writable"]),
 ]
 
 
 @pytest.mark.parametrize("overrides, words", CASES, ids=[" ".join(c[0]) for c in CASES])
 def test_bad_input_is_one_clear_line(tmp_path, overrides, words):
     run_dir = tmp_path / "run"
-    out = run_train(*overrides, f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={run_dir}", timeout=120)
+    out = run_train(f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={run_dir}", *overrides, timeout=120)
     assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
@@ -59,3 +66,32 @@ def test_bad_input_is_one_clear_line(tmp_path, overrides, words):
         assert word in lines[0], (word, lines[0])
     assert "Traceback" not in out.stderr + out.stdout
     assert not run_dir.exists()
+
+
+def tree(folder):
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_folder_of_another_config_is_refused_and_left_untouched(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["env=classic", "total_env_steps=300", "agent.learning_starts=100", "checkpoint.every_env_steps=100",
+            "progress=false", f"hydra.run.dir={run_dir}"]
+    assert run_train(*args).returncode == 0
+    (run_dir / "summary.json").unlink()  # as if the run had been interrupted
+    before = tree(run_dir)
+    out = run_train(*args, "agent.lr=0.001", "seed=3", timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr + out.stdout
+    for word in (f"hydra.run.dir='{run_dir}'", "different config", "agent.lr: 0.00025 -> 0.001", "seed: 0 -> 3"):
+        assert word in lines[0], (word, lines[0])
+    assert tree(run_dir) == before
+
+
+def test_a_run_folder_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "run"
+    path.write_text("not a folder")
+    out = run_train("env=classic", f"hydra.run.dir={path}", timeout=120)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"error: hydra.run.dir='{path}' is not allowed; {path} is a file, not a folder"]
+    assert path.read_text() == "not a folder"

@@ -110,7 +110,8 @@ class Checkpointer:
                 if _sha256(f) != meta["sha256"]:
                     raise CheckpointError(f"{name} does not match its SHA-256 in the manifest")
             state = torch.load(path / STATE, map_location="cpu", weights_only=True)
-            arrays = {f.stem: np.load(f, allow_pickle=False) for f in sorted(path.glob("*.npy"))}
+            arrays = {name[:-4]: np.load(path / name, allow_pickle=False) for name in manifest["files"]
+                      if name.endswith(".npy")}
             logger_state = json.loads((path / LOGGER).read_text())
         except CheckpointError:
             raise

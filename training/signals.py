@@ -50,7 +50,6 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         for s, previous in self._previous.items():
             signal.signal(s, previous)
-        self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
@@ -60,5 +59,4 @@ class StopRequest:
         """Call the handler that was installed before ours for the received signal (submitit's requeue), if any."""
         previous = self._previous.get(self.signum)
         if callable(previous) and previous is not signal.default_int_handler:
-            self.__exit__()
             previous(self.signum, None)

@@ -1,0 +1,214 @@
+"""Kill a real run at chosen points (SIGKILL, SIGTERM), resume it with the same command, and compare everything
+with an uninterrupted run of the same seed: summary, every logged number, TensorBoard steps, final weights."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import ROOT, run_train
+from training.checkpoint import Checkpointer
+
+# CartPole, 2,500 updates: warm-up to step 500, pruning from update 500 to 2,000 (agent steps 1,000 to 2,500),
+# evaluations at 1,000, 2,000 and 3,000, checkpoints every 400 steps.
+CARTPOLE = ["env=classic", "total_env_steps=3000", "agent.learning_starts=500", "sparsity=0.9",
+            "pruning.update_freq_updates=100", "checkpoint.every_env_steps=400", "eval.every_env_steps=1000",
+            "eval.episodes=3", "health.every_updates=200", "progress=false"]
+# Pong with sticky actions: the resumed run must rebuild the ALE (and its RNG) mid-episode.
+PONG = ["total_env_steps=1200", "agent.learning_starts=500", "agent.replay_capacity=2000", "env.max_episode_steps=300",
+        "checkpoint.every_env_steps=400", "eval.every_env_steps=600", "eval.episodes=1", "sparsity=0.5",
+        "pruning.update_freq_updates=20", "health.every_updates=50", "progress=false"]
+TIMING = ("charts/SPS", "charts/SPS_cumulative", "checkpoint/seconds", "health/probe_seconds")
+
+
+def interrupt(sig: str, where: str, at: int, args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tests.interrupt", sig, where, str(at), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def metric_rows(run_dir):
+    """Every logged row without wall-clock numbers. Rows that only report a checkpoint are left out: a stop
+    writes one extra checkpoint, which the uninterrupted run does not have."""
+    rows = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = {k: v for k, v in json.loads(line).items() if k not in TIMING}
+        if set(row) != {"step", "checkpoint/bytes"}:
+            rows.append(row)
+    return rows
+
+
+def summary(run_dir):
+    s = json.loads((run_dir / "summary.json").read_text())
+    s.pop("wall_time_s")
+    return s
+
+
+def tb_steps(run_dir, tag):
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def final_weights(run_dir):
+    path, state, _, _ = Checkpointer(run_dir / "checkpoints", 1).load_latest()
+    return state["agent"]["online"]
+
+
+def assert_same_run(a, b):
+    assert summary(b) == summary(a)
+    assert metric_rows(b) == metric_rows(a)
+    for tag in ("losses/td_loss", "charts/episodic_return", "eval/episodic_return", "sparsity/total"):
+        assert tb_steps(b, tag) == tb_steps(a, tag), tag
+    wa, wb = final_weights(a), final_weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.fixture(scope="module")
+def cartpole_baseline(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("baseline")
+    out = run_train(*CARTPOLE, f"hydra.run.dir={run_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run_dir
+
+
+def test_uninterrupted_run_keeps_the_last_checkpoints_and_logs_their_size(cartpole_baseline):
+    kept = Checkpointer(cartpole_baseline / "checkpoints", 2).complete()
+    assert [p.name for p in kept] == ["step_000000003000", "step_000000002800"]
+    logged = {r["step"]: r["checkpoint/bytes"] for r in map(json.loads, open(cartpole_baseline / "metrics.jsonl"))
+              if "checkpoint/bytes" in r}
+    assert sorted(logged) == list(range(400, 3001, 400)) + [3000]
+    data = [f for f in kept[0].iterdir() if f.name not in ("manifest.json", "logger.json")]
+    assert logged[3000] == sum(f.stat().st_size for f in data)
+    state = torch.load(kept[0] / "state.pt", weights_only=True)
+    assert state["trainer"]["env_step"] == 3000 and state["trainer"]["updates"] == 2500
+    assert set(state) >= {"agent", "replay", "callbacks", "trainer"} and len(list(kept[0].glob("replay.*.npy"))) == 6
+
+
+@pytest.mark.parametrize("sig, where, at, resumed_from", [
+    ("SIGKILL", "step", 300, None),  # before the first checkpoint: starts again, logs cut back to nothing
+    ("SIGKILL", "step", 450, 400),  # during warm-up
+    ("SIGKILL", "step", 1700, 1600),  # mid-pruning
+    ("SIGKILL", "step", 2700, 2400),  # after pruning ended
+    ("SIGKILL", "eval", 2000, 1600),  # during an evaluation
+    ("SIGTERM", "step", 1234, 1234),  # checkpoint at the signal, off the schedule
+    ("SIGTERM", "eval", 1000, 1000),  # the interrupted evaluation is re-run on resume
+])
+def test_kill_and_resume_is_exact(tmp_path, cartpole_baseline, sig, where, at, resumed_from):
+    run_dir = tmp_path / "run"
+    args = [*CARTPOLE, f"hydra.run.dir={run_dir}"]
+    out = interrupt(sig, where, at, args)
+    # SIGKILL: killed by the signal; SIGTERM: a clean exit with the shell's code for it, 128 + 15
+    assert out.returncode == (-9 if sig == "SIGKILL" else 143), out.stderr[-3000:]
+    if sig == "SIGTERM":
+        assert out.stderr.strip().splitlines()[-1].startswith(f"stopped by SIGTERM at agent step {at}; checkpoint:")
+        assert "Traceback" not in out.stderr
+    resumed = run_train(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    if resumed_from is None:
+        assert "resuming" not in resumed.stdout
+    else:
+        assert f"resuming from {run_dir}/checkpoints/step_{resumed_from:012d}" in resumed.stdout
+    assert_same_run(cartpole_baseline, run_dir)
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, cartpole_baseline):
+    run_dir = tmp_path / "run"
+    args = [*CARTPOLE, f"hydra.run.dir={run_dir}"]
+    assert interrupt("SIGKILL", "step", 1700, args).returncode == -9
+    newest = run_dir / "checkpoints" / "step_000000001600"
+    frames = newest / "replay.frames.npy"
+    with open(frames, "r+b") as f:  # an interrupted write
+        f.truncate(frames.stat().st_size // 2)
+    resumed = run_train(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    warnings = [line for line in resumed.stderr.splitlines() if line.startswith("warning: checkpoint")]
+    assert len(warnings) == 1 and "replay.frames.npy has" in warnings[0] and "step_000000001600" in warnings[0]
+    assert f"resuming from {run_dir}/checkpoints/step_000000001200" in resumed.stdout
+    assert len(list((run_dir / "checkpoints" / "unusable").iterdir())) == 1  # kept for inspection
+    assert_same_run(cartpole_baseline, run_dir)
+
+
+def test_external_sigterm_stops_within_seconds_and_the_resumed_run_is_exact(tmp_path, cartpole_baseline):
+    run_dir = tmp_path / "run"
+    args = [*CARTPOLE, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    while proc.poll() is None and not (metrics.exists() and '"step": 1000' in metrics.read_text()):
+        time.sleep(0.02)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    assert time.monotonic() - sent < 10
+    assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM at agent step")
+    resumed = run_train(*args)
+    assert resumed.returncode == 0 and "resuming from" in resumed.stdout, resumed.stderr[-3000:]
+    assert_same_run(cartpole_baseline, run_dir)
+
+
+def test_submitit_requeues_a_preempted_job_which_resumes_exactly(tmp_path, cartpole_baseline):
+    """``hydra/launcher=submitit_local`` runs the job under submitit, which installs its requeue handler on
+    SIGUSR2 as on SLURM. The run checkpoints, hands the signal to submitit, and the requeued job resumes."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "train.py", "-m", "hydra/launcher=submitit_local",
+                             f"hydra.sweep.dir={sweep}", *CARTPOLE], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not any('"step": 1000' in m.read_text() for m in sweep.glob("*/metrics.jsonl")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    [job] = [c for c in psutil.Process(proc.pid).children(recursive=True) if "submitit.core._submit" in c.cmdline()]
+    job.send_signal(signal.SIGUSR2)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    [run_dir] = [p.parent for p in sweep.glob("*/summary.json")]
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
+    assert "stopped by SIGUSR2" in logs and "this job is preempted" in logs and "resuming from" in logs
+    assert len((run_dir / "resumes.jsonl").read_text().splitlines()) == 1
+    assert_same_run(cartpole_baseline, run_dir)
+
+
+def test_atari_kill_and_resume_is_exact(tmp_path):
+    """Killed 200 steps into an episode: the resumed run re-plays it on a fresh ALE with the saved RNG."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_train(*PONG, f"hydra.run.dir={a}").returncode == 0
+    killed = interrupt("SIGKILL", "step", 1000, [*PONG, f"hydra.run.dir={b}"])
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = run_train(*PONG, f"hydra.run.dir={b}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {b}/checkpoints/step_000000000800" in resumed.stdout
+    assert_same_run(a, b)
+
+
+def test_rerunning_a_complete_run_does_no_work(tmp_path, cartpole_baseline):
+    run_dir = tmp_path / "run"
+    shutil.copytree(cartpole_baseline, run_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    out = run_train(*CARTPOLE, f"hydra.run.dir={run_dir}")
+    assert out.returncode == 0 and "run already complete" in out.stdout, out.stderr[-2000:]
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    assert after == before
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    """lr=1e30 sends the weights to ±1e30 after the first Adam step; the next loss is infinite or NaN."""
+    run_dir = tmp_path / "run"
+    out = run_train("env=classic", "total_env_steps=3000", "agent.learning_starts=1000", "agent.lr=1e30",
+                    "checkpoint.every_env_steps=500", "progress=false", f"hydra.run.dir={run_dir}")
+    assert out.returncode == 1, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert lines[0].startswith("error: losses/td_loss is ") and "at update 2 (agent step 1002)" in lines[0]
+    assert "step_000000001000" in lines[0] and "intact" in lines[0]
+    path, state, _, _ = Checkpointer(run_dir / "checkpoints", 2).load_latest()
+    assert path.name == "step_000000001000" and state["trainer"]["updates"] == 0
+    assert all(torch.isfinite(w).all() for w in state["agent"]["online"].values())
+    assert not (run_dir / "summary.json").exists()
