@@ -120,7 +120,7 @@ def test_callback_state_dict_continues_the_schedule_exactly(tmp_path):
         cb = PruningCallback(cfg, sparsity=0.9, log_every_updates=1000)
         if state is not None:
             cb.load_state_dict(state)
-        trainer = SimpleNamespace(agent=agent, total_updates=40, updates=updates, env_step=updates,
+        trainer = SimpleNamespace(agent=agent, total_updates=40, updates=updates, env_step=updates, resumed=bool(state),
                                   logger=Logger(tmp_path / str(id(cb))))
         cb.on_train_start(trainer)
         return cb, trainer

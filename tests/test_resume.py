@@ -99,15 +99,16 @@ def test_uninterrupted_run_keeps_the_last_checkpoints_and_logs_their_size(cartpo
     ("SIGKILL", "eval", 2000, 1600),  # during an evaluation
     ("SIGTERM", "step", 1234, 1234),  # checkpoint at the signal, off the schedule
     ("SIGTERM", "eval", 1000, 1000),  # the interrupted evaluation is re-run on resume
+    ("SIGUSR1", "step", 2222, 2222),
 ])
 def test_kill_and_resume_is_exact(tmp_path, cartpole_baseline, sig, where, at, resumed_from):
     run_dir = tmp_path / "run"
     args = [*CARTPOLE, f"hydra.run.dir={run_dir}"]
     out = interrupt(sig, where, at, args)
-    # SIGKILL: killed by the signal; SIGTERM: a clean exit with the shell's code for it, 128 + 15
-    assert out.returncode == (-9 if sig == "SIGKILL" else 143), out.stderr[-3000:]
-    if sig == "SIGTERM":
-        assert out.stderr.strip().splitlines()[-1].startswith(f"stopped by SIGTERM at agent step {at}; checkpoint:")
+    # SIGKILL: killed by the signal; SIGTERM, SIGUSR1: a clean exit with the shell's code for it, 128 + signal
+    assert out.returncode == (-9 if sig == "SIGKILL" else 128 + signal.Signals[sig]), out.stderr[-3000:]
+    if sig != "SIGKILL":
+        assert out.stderr.strip().splitlines()[-1].startswith(f"stopped by {sig} at agent step {at}; checkpoint:")
         assert "Traceback" not in out.stderr
     resumed = run_train(*args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
