@@ -70,6 +70,7 @@ def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
         path, state, arrays, _ = latest
         trainer.load_checkpoint(state, arrays)
         trainer.last_checkpoint = path
+        del latest, state, arrays  # release the memory-mapped replay files
         print(f"resuming from {path} (agent step {trainer.env_step:,} of {cfg.total_env_steps:,})", flush=True)
         with open(run_dir / "resumes.jsonl", "a") as f:
             f.write(json.dumps({"checkpoint": path.name, "env_step": trainer.env_step, "code": code_version()}) + "\n")

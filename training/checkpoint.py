@@ -110,8 +110,9 @@ class Checkpointer:
                 if _sha256(f) != meta["sha256"]:
                     raise CheckpointError(f"{name} does not match its SHA-256 in the manifest")
             state = torch.load(path / STATE, map_location="cpu", weights_only=True)
-            arrays = {name[:-4]: np.load(path / name, allow_pickle=False) for name in manifest["files"]
-                      if name.endswith(".npy")}
+            # memory-mapped: copying into the replay buffer does not hold a second 7 GB copy in memory
+            arrays = {name[:-4]: np.load(path / name, mmap_mode="r", allow_pickle=False)
+                      for name in manifest["files"] if name.endswith(".npy")}
             logger_state = json.loads((path / LOGGER).read_text())
         except CheckpointError:
             raise
