@@ -7,7 +7,6 @@ callbacks, runs the loop in ``training/loop.py`` and writes the run folder.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -23,14 +22,15 @@ from agents.replay import ReplayBuffer
 from envs import frame_stack, make_env
 from pruning.callbacks import HealthCallback, PruningCallback
 from pruning.measure import weight_sparsity
-from training.checkpoint import Checkpointer
+from training.checkpoint import Checkpointer, CheckpointError
 from training.config import Config, register_configs, to_objects, validate
 from training.errors import ConfigError
 from training.logger import Logger
-from training.loop import Diverged, Stopped, Trainer
+from training.loop import Diverged, ResumeError, Stopped, Trainer
 from training.preflight import UserError, preflight
-from training.run_folder import CONFIG, SUMMARY, check_same_config, is_complete
+from training.run_folder import CONFIG, SUMMARY, check_same_config, exclusive, is_complete, write_atomic
 from training.run_info import code_version
+from training.signals import StopRequest
 
 register_configs()
 
@@ -44,7 +44,13 @@ def resolve_device(name: str) -> torch.device:
 def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
     """Build everything from ``cfg``, train, and write ``summary.json`` in ``run_dir``; returns the summary.
     ``callbacks`` run after the suite's own (pruning, then the health probe). If ``run_dir`` holds a checkpoint,
-    the run continues from the newest one that loads."""
+    the run continues from the newest one that loads. The folder is locked against a second process, and stop
+    signals are answered from the start (during setup they stop the run before the loop)."""
+    with exclusive(run_dir), StopRequest() as stop:
+        return _train(cfg, run_dir, callbacks, stop)
+
+
+def _train(cfg: Config, run_dir: Path, callbacks, stop: StopRequest) -> dict:
     device = resolve_device(cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -65,11 +71,14 @@ def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
     logger = Logger(run_dir)
     pruning = PruningCallback(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates)
     suite_callbacks = [pruning, HealthCallback(cfg.health, cfg.seed)]
-    trainer = Trainer(cfg, agent, env, eval_env, replay, logger, [*suite_callbacks, *callbacks], checkpointer)
+    trainer = Trainer(cfg, agent, env, eval_env, replay, logger, [*suite_callbacks, *callbacks], checkpointer, stop)
     if latest:
         path, state, arrays, _ = latest
-        trainer.load_checkpoint(state, arrays)
         trainer.last_checkpoint = path
+        try:
+            trainer.load_checkpoint(state, arrays)
+        except ResumeError as e:
+            raise ResumeError(f"cannot resume from {path}: {e}") from None
         del latest, state, arrays  # release the memory-mapped replay files
         print(f"resuming from {path} (agent step {trainer.env_step:,} of {cfg.total_env_steps:,})", flush=True)
         with open(run_dir / "resumes.jsonl", "a") as f:
@@ -88,9 +97,8 @@ def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
                "target_sparsity": pruning.target, "num_params": n_params,
                "seed": cfg.seed, "agent": cfg.agent.name, "env": cfg.env.name, "env_id": cfg.env.id,
                "network": cfg.network.name, "code": code_version()}
-    tmp = run_dir / f".{SUMMARY}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, run_dir / SUMMARY)
+    write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    checkpointer.finish()
     return summary
 
 
@@ -105,18 +113,22 @@ def main(dcfg: DictConfig) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     if resuming and is_complete(run_dir):
+        Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep).finish()  # if a kill came right after summary
         print(f"run already complete: {run_dir / SUMMARY} (nothing to do)", flush=True)
         return
     if not resuming:
-        (run_dir / CONFIG).write_text(OmegaConf.to_yaml(dcfg, resolve=True))
-        (run_dir / "version.json").write_text(json.dumps(code_version(), indent=2) + "\n")
+        write_atomic(run_dir / CONFIG, OmegaConf.to_yaml(dcfg, resolve=True))
+        write_atomic(run_dir / "version.json", json.dumps(code_version(), indent=2) + "\n")
     try:
         train(cfg, run_dir)
     except Stopped as e:
         print(str(e), file=sys.stderr, flush=True)
         e.request.pass_on()  # under submitit: its handler requeues the job and exits
         sys.exit(128 + e.request.signum)
-    except Diverged as e:
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except (Diverged, ResumeError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
 

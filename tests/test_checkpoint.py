@@ -12,7 +12,7 @@ from training.checkpoint import Checkpointer, CheckpointError, _sha256
 
 def save(ckpt: Checkpointer, step: int, state=None, arrays=None):
     tmp, nbytes = ckpt.begin(step, state or {"step": torch.tensor(step)}, arrays or {"x": np.arange(step)})
-    assert tmp.name.startswith(".tmp-") and not list(ckpt.dir.glob(f"step_{step:012d}"))
+    assert tmp.name.startswith(".tmp-")
     return ckpt.commit(tmp, step, {"metrics": step, "tb": {}}), nbytes
 
 
@@ -88,3 +88,41 @@ def test_arrays_load_without_pickle(tmp_path):
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="Python objects|allow_pickle"):
         ckpt.load(path)
+
+
+def test_when_no_checkpoint_loads_the_run_is_not_restarted(tmp_path, capsys):
+    ckpt = Checkpointer(tmp_path, keep=2)
+    path, _ = save(ckpt, 10)
+    os.truncate(path / "state.pt", 10)
+    with pytest.raises(CheckpointError, match="none of the 1 checkpoints"):
+        ckpt.load_latest()
+    assert "no other checkpoint is left" in capsys.readouterr().err
+
+
+def test_a_second_checkpoint_at_the_same_step_replaces_the_first(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=2)
+    save(ckpt, 10, state={"v": torch.tensor(1)})
+    save(ckpt, 10, state={"v": torch.tensor(2)})
+    path, state, _, _ = ckpt.load_latest()
+    assert path.name == "step_000000000010" and int(state["v"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000000000010"]
+
+
+def test_a_replaced_checkpoint_is_put_back_if_its_replacement_never_arrived(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=2)
+    path, _ = save(ckpt, 10)
+    os.rename(path, tmp_path / ".old-step_000000000010")  # killed between the two renames of commit()
+    ckpt.clean_partial()
+    assert [p.name for p in ckpt.complete()] == ["step_000000000010"] and ckpt.load_latest() is not None
+
+
+def test_finish_keeps_the_final_checkpoint_without_replay(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=3)
+    for step in (10, 20):
+        save(ckpt, step, arrays={"replay.frames": np.zeros((step, 2)), "other": np.ones(3)})
+    ckpt.finish()
+    ckpt.finish()  # idempotent
+    [path] = ckpt.complete()
+    _, arrays, _ = ckpt.load(path)
+    assert path.name == "step_000000000020" and set(arrays) == {"other"}
+    assert not (path / "replay.frames.npy").exists()

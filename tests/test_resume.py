@@ -78,17 +78,30 @@ def cartpole_baseline(tmp_path_factory):
     return run_dir
 
 
-def test_uninterrupted_run_keeps_the_last_checkpoints_and_logs_their_size(cartpole_baseline):
+def test_a_finished_run_keeps_its_final_checkpoint_without_replay_and_logs_sizes(cartpole_baseline):
     kept = Checkpointer(cartpole_baseline / "checkpoints", 2).complete()
-    assert [p.name for p in kept] == ["step_000000003000", "step_000000002800"]
+    assert [p.name for p in kept] == ["step_000000003000"]
     logged = {r["step"]: r["checkpoint/bytes"] for r in map(json.loads, open(cartpole_baseline / "metrics.jsonl"))
               if "checkpoint/bytes" in r}
     assert sorted(logged) == list(range(400, 3001, 400)) + [3000]
+    assert sorted(f.name for f in kept[0].iterdir()) == ["logger.json", "manifest.json", "state.pt"]
+    # written with the replay (3,000 slots of a 16-byte CartPole frame + 11 bytes), which was dropped at the end
+    assert logged[3000] >= (kept[0] / "state.pt").stat().st_size + 3000 * 27
+    path, state, arrays, _ = Checkpointer(kept[0].parent, 2).load_latest()
+    assert state["trainer"]["env_step"] == 3000 and state["trainer"]["updates"] == 2500 and arrays == {}
+    assert set(state) >= {"agent", "replay", "callbacks", "trainer"}
+
+
+def test_checkpoint_size_is_what_was_written(tmp_path):
+    """Killed before the end, the run still holds its last two checkpoints with replay; the logged size is theirs."""
+    run_dir = tmp_path / "run"
+    assert interrupt("SIGKILL", "step", 1700, [*CARTPOLE, f"hydra.run.dir={run_dir}"]).returncode == -9
+    kept = Checkpointer(run_dir / "checkpoints", 2).complete()
+    assert [p.name for p in kept] == ["step_000000001600", "step_000000001200"]
+    logged = {r["step"]: r["checkpoint/bytes"] for r in map(json.loads, open(run_dir / "metrics.jsonl"))
+              if "checkpoint/bytes" in r}
     data = [f for f in kept[0].iterdir() if f.name not in ("manifest.json", "logger.json")]
-    assert logged[3000] == sum(f.stat().st_size for f in data)
-    state = torch.load(kept[0] / "state.pt", weights_only=True)
-    assert state["trainer"]["env_step"] == 3000 and state["trainer"]["updates"] == 2500
-    assert set(state) >= {"agent", "replay", "callbacks", "trainer"} and len(list(kept[0].glob("replay.*.npy"))) == 6
+    assert len(list(kept[0].glob("replay.*.npy"))) == 6 and logged[1600] == sum(f.stat().st_size for f in data)
 
 
 @pytest.mark.parametrize("sig, where, at, resumed_from", [
@@ -134,6 +147,19 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, 
     assert f"resuming from {run_dir}/checkpoints/step_000000001200" in resumed.stdout
     assert len(list((run_dir / "checkpoints" / "unusable").iterdir())) == 1  # kept for inspection
     assert_same_run(cartpole_baseline, run_dir)
+
+
+def test_without_stored_replay_a_resumed_run_refills_it_and_keeps_its_schedules(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*CARTPOLE, "checkpoint.replay=false", f"hydra.run.dir={run_dir}"]
+    assert interrupt("SIGKILL", "step", 1700, args).returncode == -9
+    assert list((run_dir / "checkpoints").glob("step_*/state.pt"))
+    assert not list((run_dir / "checkpoints").glob("step_*/replay.*"))
+    resumed = run_train(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "refilling it with 500 env steps" in resumed.stdout  # min(agent step 1600, learning_starts 500)
+    s = summary(run_dir)
+    assert (s["env_steps"], s["updates"]) == (3000, 2500) and s["sparsity"] == pytest.approx(0.9, abs=1e-3)
 
 
 def test_external_sigterm_stops_within_seconds_and_the_resumed_run_is_exact(tmp_path, cartpole_baseline):

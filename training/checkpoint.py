@@ -6,6 +6,7 @@ loads with ``torch.load(weights_only=True)``), one ``.npy`` per replay array (lo
 ``logger.json`` and ``manifest.json``. A checkpoint is written into a hidden folder, each file fsynced, and the
 folder renamed into place: a folder named ``step_*`` is complete. The manifest, written last, holds each file's
 size and SHA-256, so a file truncated or altered afterwards is caught at load time and the previous checkpoint used.
+When a run completes, only its final checkpoint is kept, without the replay buffer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -79,22 +81,31 @@ class Checkpointer:
         torch.save(state, tmp / STATE)
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        return tmp, sum(p.stat().st_size for p in tmp.iterdir())
+        self._files = {}
+        for p in sorted(tmp.iterdir()):
+            _fsync(p)
+            self._files[p.name] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        return tmp, sum(f["bytes"] for f in self._files.values())
 
     def commit(self, tmp: Path, step: int, logger_state: dict[str, Any]) -> Path:
-        """Add the logger's file offsets and the manifest, fsync, rename into place, and drop old checkpoints."""
+        """Add the logger's file offsets and the manifest, rename into place, and drop old checkpoints. A
+        checkpoint already at this step (a stop checkpoint written before an interrupted evaluation) is replaced
+        only once the new one is in place."""
         (tmp / LOGGER).write_text(json.dumps(logger_state))
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+        files = {**self._files, LOGGER: {"bytes": (tmp / LOGGER).stat().st_size, "sha256": _sha256(tmp / LOGGER)}}
         (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
-        for p in tmp.iterdir():
-            _fsync(p)
+        for name in (LOGGER, MANIFEST):
+            _fsync(tmp / name)
         final = self.dir / f"step_{step:012d}"
-        if final.exists():  # a damaged checkpoint at this step was set aside or is being replaced
-            self._set_aside(final)
+        old = self.dir / f".old-{final.name}"
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
         os.rename(tmp, final)
         _fsync(self.dir)
-        for old in self.complete()[self.keep:]:
-            shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)
+        for stale in self.complete()[self.keep:]:
+            shutil.rmtree(stale)
         return final
 
     def load(self, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
@@ -116,27 +127,66 @@ class Checkpointer:
             logger_state = json.loads((path / LOGGER).read_text())
         except CheckpointError:
             raise
-        except Exception as e:  # noqa: BLE001 - whatever fails to load makes the checkpoint unusable
+        except (FileNotFoundError, ValueError, KeyError, EOFError, RuntimeError, pickle.UnpicklingError) as e:
+            # damage or refused content (json/npy/zip errors are ValueError or RuntimeError); any other error,
+            # such as a failing disk or a permission problem, propagates: it says nothing about the checkpoint
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise CheckpointError(f"{type(e).__name__}: {first}") from None
         return state, arrays, logger_state
 
     def load_latest(self) -> tuple[Path, dict[str, Any], dict[str, np.ndarray], dict[str, Any]] | None:
-        """The newest checkpoint that loads. Each unusable one is reported in one line on stderr and moved to
-        ``checkpoints/unusable/`` (kept for inspection, out of the way of later saves)."""
-        for path in self.complete():
+        """The newest checkpoint that loads, or None if there is none. Each unusable one is reported in one line on
+        stderr and moved to ``checkpoints/unusable/`` (kept for inspection, out of the way of later saves). If
+        checkpoints exist but none loads, ``CheckpointError`` is raised: starting again would discard the run."""
+        found = self.complete()
+        for i, path in enumerate(found):
             try:
                 return (path, *self.load(path))
             except CheckpointError as e:
                 moved = self._set_aside(path)
-                print(f"warning: checkpoint {path} is unusable ({e}); moved to {moved}, trying the previous one",
+                then = "trying the previous one" if i + 1 < len(found) else "no other checkpoint is left"
+                print(f"warning: checkpoint {path} is unusable ({e}); moved to {moved}; {then}",
                       file=sys.stderr, flush=True)
+        if found:
+            raise CheckpointError(f"none of the {len(found)} checkpoints in {self.dir} loads (all moved to "
+                                  f"{self.dir / 'unusable'}); the run was not restarted, so nothing else is lost")
         return None
 
+    def finish(self) -> Path | None:
+        """For a complete run: keep only the newest checkpoint, without its replay arrays (the bulk: 7 GB on
+        Atari). A finished run is never resumed, and its weights, optimizer and masks stay for analysis. The
+        manifest is rewritten before any replay file is removed, so a kill in between leaves a loadable checkpoint.
+        Idempotent."""
+        kept = self.complete()
+        if not kept:
+            return None
+        for old in kept[1:]:
+            shutil.rmtree(old)
+        path = kept[0]
+        manifest = json.loads((path / MANIFEST).read_text())
+        dropped = [name for name in manifest["files"] if name.startswith("replay.") and name.endswith(".npy")]
+        for name in dropped:
+            del manifest["files"][name]
+        tmp = path / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, path / MANIFEST)
+        for name in dropped:
+            (path / name).unlink()
+        return path
+
     def clean_partial(self) -> None:
-        """Remove hidden folders left by a write that was killed."""
-        for tmp in self.dir.glob(".tmp-step_*") if self.dir.is_dir() else ():
+        """Remove hidden folders left by a write that was killed; put back a replaced checkpoint whose replacement
+        never arrived."""
+        if not self.dir.is_dir():
+            return
+        for tmp in self.dir.glob(".tmp-step_*"):
             shutil.rmtree(tmp, ignore_errors=True)
+        for old in self.dir.glob(".old-step_*"):
+            final = self.dir / old.name.removeprefix(".old-")
+            if final.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(old, final)
 
     def _set_aside(self, path: Path) -> Path:
         target = self.dir / "unusable" / f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"

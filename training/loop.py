@@ -34,6 +34,10 @@ class Diverged(RuntimeError):
     """A loss or a parameter became NaN or infinite; the run stops before writing anything built on it."""
 
 
+class ResumeError(RuntimeError):
+    """A checkpoint that loads but does not fit this run (other callbacks, replay shape, a non-deterministic env)."""
+
+
 class Stopped(Exception):
     """A stop signal arrived; the checkpoint is written and the run can be resumed."""
 
@@ -73,7 +77,8 @@ def _is_loss(tag: str) -> bool:
 
 class Trainer:
     def __init__(self, cfg: Config, agent, env: gym.Env, eval_env: gym.Env, replay: ReplayBuffer, logger: Logger,
-                 callbacks: Sequence[Callback] = (), checkpointer: Checkpointer | None = None):
+                 callbacks: Sequence[Callback] = (), checkpointer: Checkpointer | None = None,
+                 stop: StopRequest | None = None):
         self.cfg, self.agent, self.env, self.eval_env = cfg, agent, env, eval_env
         self.replay, self.logger, self.callbacks, self.checkpointer = replay, logger, list(callbacks), checkpointer
         self.recorder = EpisodeRecorder(env)
@@ -83,11 +88,12 @@ class Trainer:
         self.train_metrics: dict[str, Any] = {}
         self.episode_return = float("nan")
         self.eval_pending = False  # an evaluation due at env_step was interrupted and must run first on resume
+        self.replay_stored = True  # False when resuming from a checkpoint without replay
         self.resumed = False
         self.last_checkpoint: Path | None = None
         self._saved_step = -1
         self._resume_state: dict[str, Any] | None = None
-        self.stop = StopRequest()
+        self.stop = stop if stop is not None else StopRequest()  # not `or`: an idle request is falsy
         self.total_updates = count_updates(cfg.total_env_steps, cfg.agent.learning_starts, cfg.agent.update_period)
 
     # --- checkpoint state -------------------------------------------------------------------------------------
@@ -109,11 +115,15 @@ class Trainer:
         """Restore everything but the envs, which ``run`` rebuilds by re-playing the current episode."""
         names = [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self.callbacks)]
         if names != list(state["callbacks"]):
-            raise ValueError(f"the checkpoint was written with callbacks {list(state['callbacks'])}, this run has "
-                             f"{names}")
-        self.agent.load_state_dict(state["agent"])
-        replay_arrays = {k.removeprefix("replay."): v for k, v in arrays.items() if k.startswith("replay.")}
-        self.replay.load_state_dict(state["replay"], replay_arrays if state["replay_stored"] else None)
+            raise ResumeError(f"the checkpoint was written with callbacks {list(state['callbacks'])}, this run has "
+                              f"{names}")
+        try:
+            self.agent.load_state_dict(state["agent"])
+            replay_arrays = {k.removeprefix("replay."): v for k, v in arrays.items() if k.startswith("replay.")}
+            self.replay_stored = bool(state["replay_stored"] and replay_arrays)  # a finished run's has none
+            self.replay.load_state_dict(state["replay"], replay_arrays if self.replay_stored else None)
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ResumeError(f"it does not fit this run's agent or replay: {str(e).splitlines()[0]}") from None
         for cb, cb_state in zip(self.callbacks, state["callbacks"].values(), strict=True):
             cb.load_state_dict(cb_state)
         t = state["trainer"]
@@ -137,10 +147,15 @@ class Trainer:
             self.obs, _ = self.recorder.reset(seed=cfg.seed)
         else:
             s = self._resume_state
-            self.obs = self.recorder.resume(s["env"], cfg.seed, s["obs"].numpy())
+            try:
+                self.obs = self.recorder.resume(s["env"], cfg.seed, s["obs"].numpy())
+            except RuntimeError as e:
+                raise ResumeError(f"cannot resume from {self.last_checkpoint}: {e}") from None
             set_rng_state(self.eval_env, s["eval_env"])
-            if len(self.replay) == 0 and self.env_step > cfg.agent.learning_starts:
+            if not self.replay_stored and self.env_step < total:
                 self._refill()
+            if self.stop:  # nothing has changed since the checkpoint: no need to write another
+                raise Stopped(self.stop, self.env_step, self.last_checkpoint)
         self._t0 = self._window_t = time.perf_counter()
         self._window_step = self._start_step = self.env_step
         self._bar = tqdm(total=total, initial=self.env_step, disable=not cfg.progress, unit="step",
@@ -158,18 +173,19 @@ class Trainer:
                 "final_eval_return": self.last_eval["eval/episodic_return"],
                 "wall_time_s": time.perf_counter() - self._t0}
 
-    def _act_and_store(self) -> dict | None:
-        """One env step with the agent's policy, its transition stored; the episode statistics if it ended."""
+    def _act_and_store(self, cut: bool = False) -> dict | None:
+        """One env step with the agent's policy, its transition stored; the episode statistics if it ended.
+        ``cut`` ends the episode here as a truncation (the env is reset)."""
         action = self.agent.act(self.obs, self.env_step)
         next_obs, reward, terminated, truncated, info = self.recorder.step(action)
         self.env_step += 1
         clip = self.cfg.env.reward_clip
         if clip is not None:
             reward = min(max(reward, -clip), clip)
-        episode_end = terminated or truncated
+        episode_end = terminated or truncated or cut
         self.replay.add(self.obs, action, reward, terminated or info.get("life_lost", False), episode_end, next_obs)
         self.obs = self.recorder.reset()[0] if episode_end else next_obs
-        return info["episode"] if episode_end else None
+        return info["episode"] if terminated or truncated else None
 
     def _step(self) -> None:
         a, logger = self.cfg.agent, self.logger
@@ -203,12 +219,12 @@ class Trainer:
         cfg, step = self.cfg, self.env_step
         if self.eval_pending or step % cfg.eval.every_env_steps == 0 or step == cfg.total_env_steps:
             self._evaluate()
+        if not self.eval_pending and (step % cfg.checkpoint.every_env_steps == 0 or step == cfg.total_env_steps):
+            self._save()
         if self.stop:
             if self._saved_step != step:
                 self._save()
             raise Stopped(self.stop, step, self.last_checkpoint)
-        if step % cfg.checkpoint.every_env_steps == 0 or step == cfg.total_env_steps:
-            self._save()
 
     def _evaluate(self) -> None:
         """If a stop request interrupts it, every random state it used (the eval env's, the agent's ``rng`` and
@@ -259,12 +275,17 @@ class Trainer:
         self._window_t = time.perf_counter() - (t0 - self._window_t)  # keep the write out of training SPS
 
     def _refill(self) -> None:
-        """Without stored replay (``checkpoint.replay=false``) the learner would sample from an empty buffer:
-        act for ``agent.learning_starts`` extra env steps first. These steps do not count in ``env_step`` and their
-        episodes are not logged, so the resumed run keeps its schedules but is not identical to an uninterrupted one."""
-        step, n = self.env_step, min(self.cfg.agent.learning_starts, self.cfg.agent.replay_capacity)
-        print(f"replay was not stored (checkpoint.replay=false): refilling it with {n} env steps", flush=True)
-        for _ in range(n):
-            self._act_and_store()
+        """Without stored replay (``checkpoint.replay=false``) the learner would sample from a nearly empty buffer:
+        first act for as many env steps as the uninterrupted run's buffer holds by now, up to
+        ``agent.learning_starts``. These steps do not count in ``env_step`` and their episodes are not logged, so
+        the resumed run keeps its schedules but is not identical to an uninterrupted one. The refill's last
+        episode is cut (stored as truncated) and the env reset."""
+        step = self.env_step
+        n = min(step, self.cfg.agent.learning_starts, self.cfg.agent.replay_capacity)
+        print(f"this checkpoint holds no replay (checkpoint.replay=false): refilling it with {n:,} env steps",
+              flush=True)
+        for i in range(n):
+            if self.stop:
+                raise Stopped(self.stop, step, self.last_checkpoint)
+            self._act_and_store(cut=i == n - 1)
             self.env_step = step
-        self.obs = self.recorder.reset()[0]

@@ -170,7 +170,7 @@ def check_output(cfg, hydra_overrides: dict[str, str], multirun: bool) -> None:
     if explicit and not multirun:
         if check_same_config(path, cfg, key) and is_complete(path):
             return
-        existing = sum(f.stat().st_size for f in (path / "checkpoints").rglob("*") if f.is_file())
+        existing = sum(f.stat().st_size for f in (path / "checkpoints").glob("step_*/*") if f.is_file())
     c = to_objects(cfg).checkpoint
     need = (c.keep + 1) * checkpoint_bytes(to_objects(cfg)) - existing
     check_space(path, need, f"checkpoint.keep={c.keep} checkpoints plus the one being written", key)

@@ -6,9 +6,13 @@ and by the job itself (which also covers each job of a multirun sweep).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -17,6 +21,27 @@ from training.errors import ConfigError
 
 CONFIG, SUMMARY = "config.yaml", "summary.json"
 FREE_KEYS = ("progress", "checkpoint")  # may change between the first start and a resume
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold a lock on the run folder while training: a second process (a double launch) fails at once instead
+    of both writing the same checkpoints and logs. The lock goes with the process, however it ends."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError("hydra.run.dir", str(run_dir), "another process is training in this folder; wait "
+                              "for it to end or choose another folder") from None
+        yield
 
 
 def plain(cfg) -> dict:

@@ -28,6 +28,8 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._chained: int | None = None
+        self._depth = 0
 
     def __bool__(self) -> bool:
         return self.signum is not None
@@ -37,22 +39,30 @@ class StopRequest:
         return signal.Signals(self.signum).name if self.signum else ""
 
     def __enter__(self) -> StopRequest:
-        if threading.current_thread() is not threading.main_thread():
+        """Re-entrant: only the outermost ``with`` installs and restores the handlers."""
+        self._depth += 1
+        if self._depth > 1 or threading.current_thread() is not threading.main_thread():
             return self
         chained = _submitit_signal()
         wanted = list(OWN_SIGNALS)
-        if chained not in wanted and callable(signal.getsignal(chained)):
-            wanted.append(chained)
+        if callable(signal.getsignal(chained)):
+            self._chained = chained
+            if chained not in wanted:
+                wanted.append(chained)
         for s in wanted:
             self._previous[s] = signal.signal(s, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        for s, previous in self._previous.items():
-            signal.signal(s, previous)
+        self._depth -= 1
+        if self._depth == 0:
+            for s, previous in self._previous.items():
+                signal.signal(s, previous)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is None:
+        # the first signal wins, except submitit's requeue signal: SLURM may send SIGTERM first on preemption,
+        # and only the requeue signal's handler resubmits the job
+        if self.signum is None or signum == self._chained:
             self.signum = signum
 
     def pass_on(self) -> None:
