@@ -26,7 +26,7 @@ from training.checkpoint import Checkpointer, CheckpointError
 from training.config import Config, register_configs, to_objects, validate
 from training.errors import ConfigError
 from training.logger import Logger
-from training.loop import Diverged, ResumeError, Stopped, Trainer
+from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
 from training.preflight import UserError, preflight
 from training.run_folder import CONFIG, SUMMARY, check_same_config, exclusive, is_complete, write_atomic
 from training.run_info import code_version
@@ -128,7 +128,7 @@ def main(dcfg: DictConfig) -> None:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
-    except (Diverged, ResumeError, CheckpointError) as e:
+    except (Diverged, ResumeError, CheckpointError, CheckpointWriteError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
 

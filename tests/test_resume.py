@@ -239,3 +239,15 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert path.name == "step_000000001000" and state["trainer"]["updates"] == 0
     assert all(torch.isfinite(w).all() for w in state["agent"]["online"].values())
     assert not (run_dir / "summary.json").exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoints").write_text("a file where the checkpoint folder should be")
+    out = run_train("env=classic", "total_env_steps=1500", "checkpoint.every_env_steps=500", "progress=false",
+                    f"hydra.run.dir={run_dir}")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [
+        f"error: could not write the checkpoint at agent step 500 in {run_dir}/checkpoints: File exists. "
+        "No checkpoint was written before it."]

@@ -34,6 +34,10 @@ class Diverged(RuntimeError):
     """A loss or a parameter became NaN or infinite; the run stops before writing anything built on it."""
 
 
+class CheckpointWriteError(RuntimeError):
+    """Writing a checkpoint failed; the previous one is untouched."""
+
+
 class ResumeError(RuntimeError):
     """A checkpoint that loads but does not fit this run (other callbacks, replay shape, a non-deterministic env)."""
 
@@ -268,9 +272,14 @@ class Trainer:
                                f"{self.env_step}); no checkpoint written. {self._last_good()}")
         t0 = time.perf_counter()
         state, arrays = self.checkpoint_state()
-        tmp, nbytes = self.checkpointer.begin(self.env_step, state, arrays)
-        self.logger.log({"checkpoint/bytes": nbytes, "checkpoint/seconds": time.perf_counter() - t0}, self.env_step)
-        self.last_checkpoint = self.checkpointer.commit(tmp, self.env_step, self.logger.offsets())
+        try:
+            tmp, nbytes = self.checkpointer.begin(self.env_step, state, arrays)
+            self.logger.log({"checkpoint/bytes": nbytes, "checkpoint/seconds": time.perf_counter() - t0},
+                            self.env_step)
+            self.last_checkpoint = self.checkpointer.commit(tmp, self.env_step, self.logger.offsets())
+        except OSError as e:  # a full disk, a lost mount: the half-written folder is removed at the next start
+            raise CheckpointWriteError(f"could not write the checkpoint at agent step {self.env_step} in "
+                                       f"{self.checkpointer.dir}: {e.strerror or e}. {self._last_good()}") from None
         self._saved_step = self.env_step
         self._window_t = time.perf_counter() - (t0 - self._window_t)  # keep the write out of training SPS
 
