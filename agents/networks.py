@@ -55,6 +55,31 @@ class MLPConfig:
                 list(self.hidden_sizes), "give one or more positive layer sizes")
 
 
+@dataclass
+class ImpalaConfig:
+    """The IMPALA ResNet (Espeholt et al. 2018, "15 layers") as Dopamine's ``labs/offline_rl/jax/networks.py``,
+    which Obando-Ceron et al. 2024 cite: per stack a 3x3 conv, a 3x3 stride-2 max-pool (SAME) and
+    ``blocks_per_stack`` residual blocks (ReLU, conv 3x3, ReLU, conv 3x3, plus the input); then ReLU, flatten,
+    Dense 512, ReLU, head. Stack channels are multiplied by ``width``; the Dense layer too only with
+    ``scale_dense`` (the paper keeps it at 512). Xavier-uniform weights and zero biases."""
+
+    name: str = "impala"
+    width: float = 1.0
+    stack_channels: list[int] = field(default_factory=lambda: [16, 32, 32])
+    blocks_per_stack: int = 2
+    dense: int = 512
+    scale_dense: bool = False
+    channels_last: bool = True
+
+    def validate(self) -> None:
+        require(self.width > 0 and all(_scaled(c, self.width) >= 1 for c in self.stack_channels), "width",
+                self.width, "width must be > 0")
+        require(len(self.stack_channels) >= 1 and all(c > 0 for c in self.stack_channels), "stack_channels",
+                list(self.stack_channels), "give one or more positive channel counts")
+        require(self.blocks_per_stack >= 0, "blocks_per_stack", self.blocks_per_stack, "must be >= 0")
+        require(self.dense >= 1, "dense", self.dense, "must be >= 1")
+
+
 def _scaled(n: int, width: float) -> int:
     return max(1, int(round(n * width)))
 
@@ -112,6 +137,48 @@ def build_nature_cnn(cfg: NatureCNNConfig, obs_shape: tuple[int, ...], n_out: in
     return net
 
 
+class ResidualBlock(nn.Module):
+    """x + conv2(relu2(conv1(relu1(x)))), 3x3 convolutions with SAME padding."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.relu1, self.conv1 = nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1)
+        self.relu2, self.conv2 = nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.relu2(self.conv1(self.relu1(x))))
+
+
+def build_impala(cfg: ImpalaConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
+    c, h, w = obs_shape
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    in_ch = c
+    for i, channels in enumerate(cfg.stack_channels, start=1):
+        out_ch = _scaled(channels, cfg.width)
+        stack: OrderedDict[str, nn.Module] = OrderedDict(conv=nn.Conv2d(in_ch, out_ch, 3, padding=1))
+        (top, bottom), (left, right) = _same_pad(h, 3, 2), _same_pad(w, 3, 2)
+        # SAME max-pooling pads with -inf, so a padded pixel never wins
+        stack["pad"] = nn.ConstantPad2d((left, right, top, bottom), float("-inf"))
+        stack["pool"] = nn.MaxPool2d(3, 2)
+        for b in range(1, cfg.blocks_per_stack + 1):
+            stack[f"block{b}"] = ResidualBlock(out_ch)
+        layers[f"stack{i}"] = nn.Sequential(stack)
+        h, w, in_ch = math.ceil(h / 2), math.ceil(w / 2), out_ch
+    layers["relu"] = nn.ReLU()
+    layers["flatten"] = nn.Flatten()
+    hidden = _scaled(cfg.dense, cfg.width) if cfg.scale_dense else cfg.dense
+    layers["fc1"] = nn.Linear(in_ch * h * w, hidden)
+    layers["relu_fc1"] = nn.ReLU()
+    net = QNetwork(nn.Sequential(layers), nn.Linear(hidden, n_out), channels_last=cfg.channels_last)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
 def build_mlp(cfg: MLPConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     in_dim = math.prod(obs_shape)
@@ -123,7 +190,7 @@ def build_mlp(cfg: MLPConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwor
     return QNetwork(nn.Sequential(layers), nn.Linear(in_dim, n_out))
 
 
-BUILDERS = {"nature_cnn": build_nature_cnn, "mlp": build_mlp}
+BUILDERS = {"nature_cnn": build_nature_cnn, "impala": build_impala, "mlp": build_mlp}
 
 
 def build_network(cfg, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:

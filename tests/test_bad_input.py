@@ -8,7 +8,7 @@ CASES = [
     # (overrides, words the one line must contain)
     (["agent=ppo"], ["agent=ppo", "allowed: dqn"]),
     (["env=mujoco"], ["env=mujoco", "atari, classic"]),
-    (["network=resnet"], ["network=resnet", "mlp, nature_cnn"]),
+    (["network=resnet"], ["network=resnet", "impala, mlp, nature_cnn"]),
     (["env.id=Pongg"], ["env.id", "Pongg", "Pong", "Breakout"]),
     (["env=classic", "env.id=CartPole-v9"], ["env.id", "CartPole-v9", "CartPole-v1"]),
     (["env=classic", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "discrete"]),
@@ -43,6 +43,8 @@ CASES = [
     (["health.every_updates=-1"], ["health.every_updates", ">= 1"]),
     (["sparsityy=0.9"], ["unknown key 'sparsityy'", "sparsity"]),
     (["env=classic", "network=nature_cnn"], ["network", "network=mlp"]),
+    (["env=classic", "network=impala"], ["network", "network=mlp"]),
+    (["network=impala", "network.blocks_per_stack=-1"], ["network.blocks_per_stack", ">= 0"]),
     (["-m", "seed=0,1", "agent=dqn,ppo"], ["agent=ppo", "allowed: dqn"]),
     (["checkpoint.every_env_steps=0"], ["checkpoint.every_env_steps", ">= 1"]),
     (["checkpoint.keep=0"], ["checkpoint.keep", ">= 1"]),

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from agents.networks import MLPConfig, NatureCNNConfig, Padding, build_network, count_parameters
+from agents.networks import ImpalaConfig, MLPConfig, NatureCNNConfig, Padding, build_network, count_parameters
 
 
 def nature_params(width, flat_hw, n_actions, c=4):
@@ -44,3 +44,49 @@ def test_channels_last_changes_speed_not_values():
     b.load_state_dict(a.state_dict())
     x = torch.randint(0, 255, (3, 4, 84, 84), dtype=torch.uint8)
     torch.testing.assert_close(a(x), b(x), rtol=1e-4, atol=1e-5)
+
+
+def impala_params(width, n_actions, dense=512, c=4):
+    """Per stack: conv 3x3 (in -> k) and two residual blocks of two 3x3 convs (k -> k); 84 -> 42 -> 21 -> 11."""
+    total, in_ch = 0, c
+    for k in (16 * width, 32 * width, 32 * width):
+        total += (9 * in_ch * k + k) + 4 * (9 * k * k + k)
+        in_ch = k
+    return total + (in_ch * 11 * 11 * dense + dense) + (dense * n_actions + n_actions)
+
+
+@pytest.mark.parametrize("width, total", [(1, 2_083_798), (3, 6_824_822), (5, 12_339_990)])  # by hand
+def test_impala_shapes_and_parameter_counts(width, total):
+    net = build_network(ImpalaConfig(width=width), (4, 84, 84), 6)
+    assert count_parameters(net) == impala_params(width, 6) == total
+    assert [m.out_channels for m in net.features.stack1.modules() if isinstance(m, nn.Conv2d)] == [16 * width] * 5
+    assert net.features.fc1.in_features == 32 * width * 11 * 11 and net.features.fc1.out_features == 512
+    x = torch.randint(0, 255, (2, 4, 84, 84), dtype=torch.uint8)
+    assert net(x).shape == (2, 6)
+
+
+def test_impala_scale_dense_and_named_relus():
+    net = build_network(ImpalaConfig(width=3, scale_dense=True), (4, 84, 84), 6)
+    assert count_parameters(net) == impala_params(3, 6, dense=1536)
+    relus = [n for n, m in net.named_modules() if isinstance(m, nn.ReLU)]
+    assert len(relus) == 3 * 2 * 2 + 2 and "features.stack2.block1.relu2" in relus and relus[-1] == "features.relu_fc1"
+
+
+def test_impala_pools_with_same_padding_and_adds_the_residual():
+    """Max-pool pads with -inf: an all-negative input pools to its own values, never to a padded 0."""
+    net = build_network(ImpalaConfig(stack_channels=[1], blocks_per_stack=0, channels_last=False), (1, 5, 5), 1)
+    stack = net.features.stack1
+    with torch.no_grad():
+        stack.conv.weight.zero_()
+        stack.conv.weight[0, 0, 1, 1] = 1.0  # identity convolution
+        x = -torch.arange(1.0, 26.0).view(1, 1, 5, 5)
+        pooled = stack(x)
+    assert pooled.shape == (1, 1, 3, 3)
+    assert pooled[0, 0, 0, 0] == -1.0 and pooled[0, 0, 2, 2] == -19.0  # windows (rows 0-1, cols 0-1), (3-4, 3-4)
+    block = build_network(ImpalaConfig(stack_channels=[2]), (2, 8, 8), 1).features.stack1.block1
+    with torch.no_grad():
+        for conv in (block.conv1, block.conv2):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        y = torch.randn(1, 2, 4, 4)
+        assert torch.equal(block(y), y)

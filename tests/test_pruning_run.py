@@ -34,6 +34,26 @@ def test_pong_run_ends_at_the_target_sparsity_with_every_tag(tmp_path):
     assert [e.step for e in acc.Scalars("health/online/srank")] == [1400, 1800]  # every 100 updates
 
 
+def test_impala_pong_run_is_pruned_and_probed_through_its_residual_blocks(tmp_path):
+    """DQN with the IMPALA ResNet x1 at sparsity 0.9 on real Pong: 17 weight tensors pruned (ERK keeps the small
+    first conv denser), dormant fractions logged for the ReLUs inside the residual blocks."""
+    out = run_train("agent=dqn", "network=impala", "sparsity=0.9", "total_env_steps=900", "agent.learning_starts=500",
+                    "agent.replay_capacity=1000", "env.max_episode_steps=300", "eval.episodes=1",
+                    "pruning.update_freq_updates=10", "health.every_updates=50", "progress=false",
+                    f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "parameters: {'online': 2083798}" in out.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["updates"] == 100 and summary["network"] == "impala"
+    assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3) and summary["num_params"] == {"online": 2_083_798}
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    last = {k: v for r in rows for k, v in r.items()}
+    per_tensor = [k for k in last if k.startswith("sparsity/online/")]
+    assert len(per_tensor) == 17 and last["sparsity/online/features.stack1.conv.weight"] < 0.9
+    assert 0 <= last["dormant/online/features.stack3.block2.relu2/tau_0.1"] <= 1
+    assert last["charts/num_params/online"] == 2_083_798
+
+
 class Spy(Callback):
     def on_train_end(self, trainer):
         self.masks = trainer.callbacks[0].pruner.masks

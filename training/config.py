@@ -13,7 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from agents.dqn import DQNConfig
-from agents.networks import MLPConfig, NatureCNNConfig
+from agents.networks import ImpalaConfig, MLPConfig, NatureCNNConfig
 from envs.atari import AtariConfig
 from envs.classic import ClassicConfig
 from pruning.health import HealthConfig
@@ -23,7 +23,8 @@ from training.errors import ConfigError, require
 
 AGENTS = {"dqn": DQNConfig}
 ENVS = {"atari": AtariConfig, "classic": ClassicConfig}
-NETWORKS = {"nature_cnn": NatureCNNConfig, "mlp": MLPConfig}
+NETWORKS = {"nature_cnn": NatureCNNConfig, "impala": ImpalaConfig, "mlp": MLPConfig}
+PIXEL_NETWORKS = ("nature_cnn", "impala")
 PRUNING = {"gmp": PruningConfig}
 DISCRETE_AGENTS = ("dqn",)
 
@@ -97,5 +98,5 @@ def validate(cfg: Config) -> None:
         require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
                 cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
                 f"the first one (agent.learning_starts={a.learning_starts})")
-    require(not (cfg.network.name == "nature_cnn" and cfg.env.name == "classic"), "network", cfg.network.name,
+    require(not (cfg.network.name in PIXEL_NETWORKS and cfg.env.name == "classic"), "network", cfg.network.name,
             "env=classic has vector observations; use network=mlp")
