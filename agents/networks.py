@@ -127,12 +127,17 @@ def build_nature_cnn(cfg: NatureCNNConfig, obs_shape: tuple[int, ...], n_out: in
     hidden = _scaled(512, cfg.width)
     layers["fc1"] = nn.Linear(in_ch * h * w, hidden)
     layers["relu4"] = nn.ReLU()
-    net = QNetwork(nn.Sequential(layers), nn.Linear(hidden, n_out), channels_last=cfg.channels_last)
+    return _pixel_q_network(layers, hidden, n_out, cfg.channels_last)
+
+
+def _pixel_q_network(layers: OrderedDict[str, nn.Module], hidden: int, n_out: int, channels_last: bool) -> QNetwork:
+    """Features + head, with Dopamine's init for pixel networks (Xavier-uniform weights, zero biases)."""
+    net = QNetwork(nn.Sequential(layers), nn.Linear(hidden, n_out), channels_last=channels_last)
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
-    if cfg.channels_last:
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net
 
@@ -169,14 +174,7 @@ def build_impala(cfg: ImpalaConfig, obs_shape: tuple[int, ...], n_out: int) -> Q
     hidden = _scaled(cfg.dense, cfg.width) if cfg.scale_dense else cfg.dense
     layers["fc1"] = nn.Linear(in_ch * h * w, hidden)
     layers["relu_fc1"] = nn.ReLU()
-    net = QNetwork(nn.Sequential(layers), nn.Linear(hidden, n_out), channels_last=cfg.channels_last)
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    return net
+    return _pixel_q_network(layers, hidden, n_out, cfg.channels_last)
 
 
 def build_mlp(cfg: MLPConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:

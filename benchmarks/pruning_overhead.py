@@ -19,21 +19,13 @@ import time
 from pathlib import Path
 
 from atari_sps import Clock, learner_step_ms
+from timing import median_ms
 
 import train
 from pruning.callbacks import HealthCallback
 from training.callbacks import Callback
 from training.config import to_objects
 from training.preflight import _compose
-
-
-def median_ms(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
 
 
 def run(steps: int, sparsity: float, overrides: list[str], parts: dict) -> tuple[float, float]:

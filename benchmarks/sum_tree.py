@@ -8,24 +8,14 @@ gradient update), and a Nature CNN learner step (batch 32, target forward + forw
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
+from timing import median_ms
 
 from agents.dqn import DQN, DQNConfig
 from agents.networks import NatureCNNConfig
 from agents.replay import Batch
 from agents.sum_tree import SumTree
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times))
 
 
 def main() -> None:
@@ -42,9 +32,7 @@ def main() -> None:
     agent = DQN(DQNConfig(), NatureCNNConfig(), (4, 84, 84), 6, np.random.default_rng(0), torch.device("cpu"))
     batch = Batch(torch.randint(0, 255, (32, 4, 84, 84), dtype=torch.uint8), torch.randint(0, 6, (32,)),
                   torch.rand(32), torch.randint(0, 255, (32, 4, 84, 84), dtype=torch.uint8), torch.zeros(32))
-    for _ in range(5):
-        agent.update(batch)
-    learn = median_ms(lambda: agent.update(batch), 30)
+    learn = median_ms(lambda: agent.update(batch), 30, warmup=5)
     print(f"sum tree at 1M: stratified sample(32) {sample:.3f} ms, sample + set(32) {both:.3f} ms")
     print(f"Nature CNN learner step {learn:.1f} ms -> prioritized sampling adds {both / learn:.2%} per update")
 
