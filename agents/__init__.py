@@ -7,4 +7,8 @@ def make_agent(cfg, obs_shape: tuple[int, ...], action_space, rng, device):
         from agents.dqn import DQN
 
         return DQN(cfg.agent, cfg.network, obs_shape, int(action_space.n), rng, device)
+    if cfg.agent.name == "rainbow":
+        from agents.rainbow import Rainbow
+
+        return Rainbow(cfg.agent, cfg.network, obs_shape, int(action_space.n), rng, device)
     raise ValueError(f"unknown agent {cfg.agent.name!r}")

@@ -12,6 +12,7 @@ from enum import Enum
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import MISSING
 from torch import nn
 
 from agents.exploration import linear_epsilon
@@ -26,11 +27,11 @@ class Loss(str, Enum):
 
 
 @dataclass
-class DQNConfig:
-    """Defaults are Dopamine's DQN (``dopamine/jax/agents/dqn/configs/dqn.gin``); every period is in agent steps
-    (one agent step = one env step = 4 Atari frames)."""
+class ValueAgentConfig:
+    """What DQN and Rainbow share. Defaults are Dopamine's DQN (``dopamine/jax/agents/dqn/configs/dqn.gin``); every
+    period is in agent steps (one agent step = one env step = 4 Atari frames)."""
 
-    name: str = "dqn"
+    name: str = MISSING
     learning_starts: int = 20_000  # agent steps of pure exploration before the first update
     replay_capacity: int = 1_000_000  # transitions
     batch_size: int = 32
@@ -39,7 +40,7 @@ class DQNConfig:
     lr: float = 6.25e-5
     adam_eps: float = 1.5e-4
     gamma: float = 0.99
-    loss: Loss = Loss.mse
+    n_step: int = 1  # n-step returns (Dopamine's update_horizon), folded into replay at add time
     double: bool = False
     max_grad_norm: float | None = None  # no clipping, as Dopamine
     epsilon_start: float = 1.0
@@ -60,6 +61,9 @@ class DQNConfig:
         require(self.lr > 0, "lr", self.lr, "must be > 0")
         require(self.adam_eps > 0, "adam_eps", self.adam_eps, "must be > 0")
         require(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1]")
+        require(1 <= self.n_step <= 255, "n_step", self.n_step, "must be in [1, 255]")
+        require(self.replay_capacity > self.n_step + 4, "replay_capacity", self.replay_capacity,
+                f"must exceed agent.n_step ({self.n_step}) + the frame stack")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
                 "must be > 0 or null")
         for key in ("epsilon_start", "epsilon_end", "eval_epsilon"):
@@ -67,12 +71,19 @@ class DQNConfig:
         require(self.epsilon_decay_steps >= 0, "epsilon_decay_steps", self.epsilon_decay_steps, "must be >= 0")
 
 
-def td_target(rewards: torch.Tensor, terminated: torch.Tensor, next_q_target: torch.Tensor, gamma: float,
+@dataclass
+class DQNConfig(ValueAgentConfig):
+    name: str = "dqn"
+    loss: Loss = Loss.mse
+
+
+def td_target(returns: torch.Tensor, discounts: torch.Tensor, next_q_target: torch.Tensor,
               next_q_online: torch.Tensor | None = None) -> torch.Tensor:
-    """r + γ (1 − terminated) Q_target(s', a*), with a* = argmax Q_target (DQN) or argmax Q_online (double DQN)."""
+    """R + γ^k Q_target(s', a*), with a* = argmax Q_target (DQN) or argmax Q_online (double DQN); replay gives the
+    k-step return R and the discount γ^k, 0 where the episode terminated (for n = 1: r + γ (1 − terminated) ...)."""
     greedy = (next_q_online if next_q_online is not None else next_q_target).argmax(dim=1, keepdim=True)
     next_v = next_q_target.gather(1, greedy).squeeze(1)
-    return rewards + gamma * (1.0 - terminated) * next_v
+    return returns + discounts * next_v
 
 
 def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: Loss) -> torch.Tensor:
@@ -86,12 +97,15 @@ class DQN:
     def __init__(self, cfg: DQNConfig, network_cfg, obs_shape: tuple[int, ...], n_actions: int,
                  rng: np.random.Generator, device: torch.device):
         self.cfg, self.n_actions, self.rng, self.device = cfg, n_actions, rng, device
-        self.online = build_network(network_cfg, obs_shape, n_actions).to(device)
+        self.online = self.build_network(network_cfg, obs_shape, n_actions).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
                                           **({"fused": True} if device.type in ("cpu", "cuda") else {}))
         self.updates = 0
         self._target_every_updates = cfg.target_update_period // cfg.update_period
+
+    def build_network(self, network_cfg, obs_shape: tuple[int, ...], n_actions: int) -> nn.Module:
+        return build_network(network_cfg, obs_shape, n_actions)
 
     def networks(self) -> dict[str, nn.Module]:
         """What may be pruned and measured. The target is a copy of ``online`` and inherits its zeros."""
@@ -105,8 +119,11 @@ class DQN:
         eps = self.cfg.eval_epsilon if eval_mode else self.epsilon(env_step)
         if self.rng.random() < eps:
             return int(self.rng.integers(self.n_actions))
+        return self.greedy(obs, eval_mode)
+
+    def greedy(self, obs: np.ndarray, eval_mode: bool) -> int:
         with torch.inference_mode():
-            q = self.online(torch.from_numpy(np.asarray(obs)).to(self.device).unsqueeze(0))
+            q = self.online.q_values(torch.from_numpy(np.asarray(obs)).to(self.device).unsqueeze(0))
         return int(q.argmax(dim=1).item())
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -121,7 +138,7 @@ class DQN:
         with torch.no_grad():
             next_q_target = self.target(batch.next_obs)
             next_q_online = self.online(batch.next_obs) if self.cfg.double else None
-            target = td_target(batch.rewards, batch.terminated, next_q_target, self.cfg.gamma, next_q_online)
+            target = td_target(batch.returns, batch.discounts, next_q_target, next_q_online)
         q_taken = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         loss = td_loss(q_taken, target, self.cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,4 +1,4 @@
-"""Network builders: ``build_network(cfg, obs_shape, n_out) -> nn.Module``.
+"""Network builders: ``build_network(cfg, obs_shape, n_out, head=None) -> QNetwork``.
 
 Every network exposes ``features`` (everything up to the penultimate activation) and ``head`` (the output
 layer), and every nonlinearity is its own named ``nn.ReLU`` so forward hooks (dormant neurons, srank) can find
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -105,8 +106,16 @@ class QNetwork(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x))
 
+    def q_values(self, x: torch.Tensor) -> torch.Tensor:
+        """Action values (B, actions): the output itself, or what a head with ``q_values`` (C51) makes of it."""
+        out = self(x)
+        return self.head.q_values(out) if hasattr(self.head, "q_values") else out
 
-def build_nature_cnn(cfg: NatureCNNConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
+
+Features = tuple[OrderedDict[str, nn.Module], int]  # layers up to the penultimate activation, and its width
+
+
+def nature_cnn_features(cfg: NatureCNNConfig, obs_shape: tuple[int, ...]) -> Features:
     c, h, w = obs_shape
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     in_ch = c
@@ -127,19 +136,7 @@ def build_nature_cnn(cfg: NatureCNNConfig, obs_shape: tuple[int, ...], n_out: in
     hidden = _scaled(512, cfg.width)
     layers["fc1"] = nn.Linear(in_ch * h * w, hidden)
     layers["relu4"] = nn.ReLU()
-    return _pixel_q_network(layers, hidden, n_out, cfg.channels_last)
-
-
-def _pixel_q_network(layers: OrderedDict[str, nn.Module], hidden: int, n_out: int, channels_last: bool) -> QNetwork:
-    """Features + head, with Dopamine's init for pixel networks (Xavier-uniform weights, zero biases)."""
-    net = QNetwork(nn.Sequential(layers), nn.Linear(hidden, n_out), channels_last=channels_last)
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    return net
+    return layers, hidden
 
 
 class ResidualBlock(nn.Module):
@@ -154,7 +151,7 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(self.relu2(self.conv1(self.relu1(x))))
 
 
-def build_impala(cfg: ImpalaConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
+def impala_features(cfg: ImpalaConfig, obs_shape: tuple[int, ...]) -> Features:
     c, h, w = obs_shape
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     in_ch = c
@@ -174,10 +171,10 @@ def build_impala(cfg: ImpalaConfig, obs_shape: tuple[int, ...], n_out: int) -> Q
     hidden = _scaled(cfg.dense, cfg.width) if cfg.scale_dense else cfg.dense
     layers["fc1"] = nn.Linear(in_ch * h * w, hidden)
     layers["relu_fc1"] = nn.ReLU()
-    return _pixel_q_network(layers, hidden, n_out, cfg.channels_last)
+    return layers, hidden
 
 
-def build_mlp(cfg: MLPConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
+def mlp_features(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> Features:
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     in_dim = math.prod(obs_shape)
     for i, size in enumerate(cfg.hidden_sizes, start=1):
@@ -185,14 +182,30 @@ def build_mlp(cfg: MLPConfig, obs_shape: tuple[int, ...], n_out: int) -> QNetwor
         layers[f"fc{i}"] = nn.Linear(in_dim, size)
         layers[f"relu{i}"] = nn.ReLU()
         in_dim = size
-    return QNetwork(nn.Sequential(layers), nn.Linear(in_dim, n_out))
+    return layers, in_dim
 
 
-BUILDERS = {"nature_cnn": build_nature_cnn, "impala": build_impala, "mlp": build_mlp}
+FEATURES = {"nature_cnn": nature_cnn_features, "impala": impala_features, "mlp": mlp_features}
+PIXEL = ("nature_cnn", "impala")
 
 
-def build_network(cfg, obs_shape: tuple[int, ...], n_out: int) -> QNetwork:
-    return BUILDERS[cfg.name](cfg, tuple(obs_shape), n_out)
+def build_network(cfg, obs_shape: tuple[int, ...], n_out: int,
+                  head: Callable[[int, int], nn.Module] | None = None) -> QNetwork:
+    """The features of ``cfg.name`` and a head, by default ``nn.Linear(hidden, n_out)``; ``head(hidden, n_out)``
+    builds another (a distributional or dueling head). Pixel networks get Dopamine's init (Xavier-uniform weights,
+    zero biases) on every plain conv and linear layer; MLPs keep PyTorch's default, as CleanRL. Layers of other
+    types (noisy layers) keep their own init."""
+    layers, hidden = FEATURES[cfg.name](cfg, tuple(obs_shape))
+    channels_last = getattr(cfg, "channels_last", False)
+    net = QNetwork(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last)
+    if cfg.name in PIXEL:
+        for m in net.modules():
+            if type(m) in (nn.Conv2d, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,14 +1,23 @@
-"""Uniform replay that stores every frame once.
+"""One replay buffer for DQN (1-step, uniform) and Rainbow (n-step, prioritized), storing every frame once.
 
-Each slot holds the newest frame of an observation, the action taken, the reward, and two flags. Stacked
-observations are rebuilt at sample time with one fancy-index gather, zeroing the frames that precede the
-episode's first frame (the same zero padding as ``FrameStackObservation(padding_type="zero")`` uses when acting).
-When an episode ends, one extra slot stores the final observation's frame so that the last transition has a next
-state; that slot holds no action and is never sampled. For Atari this is 7,056 bytes of pixels plus 9 bytes of
-bookkeeping per transition, about 7.07 GB for 1M transitions.
+Each slot holds the newest frame of an observation, the action taken, and the transition's n-step return,
+discount and horizon. Stacked observations are rebuilt at sample time with one fancy-index gather, zeroing the
+frames that precede the episode's first frame (the same zero padding as ``FrameStackObservation(padding_type=
+"zero")`` uses when acting). When an episode ends, one extra slot stores the final observation's frame so that
+the last transitions have a state to bootstrap from; that slot holds no action and is never sampled.
+
+n-step returns are folded in at add time: each new reward is added, discounted, to the returns of the (at most
+n - 1) earlier transitions of the episode still waiting for it. A transition is complete after n rewards, or
+earlier when the episode ends: at a termination its discount is 0 (no bootstrap), at a truncation it is
+γ^k for the k rewards it got, and it bootstraps from the final observation. Only complete transitions are
+sampled, so the learner's target is always ``return + discount · V(obs k slots ahead)``.
+
+With ``prioritized`` a sum tree holds one priority per slot (Schaul et al. 2016, with Dopamine's rules): a
+transition gets the largest priority seen so far when it completes, 0 while incomplete or once overwritten.
 
 Following Dopamine's circular buffer, a transition is sampled only if its whole stack window (``stack - 1`` frames
-back, one ahead) lies in written, unbroken storage.
+back) and its bootstrap frame lie in written, unbroken storage. For Atari a slot is 7,056 bytes of pixels plus 15
+bytes of bookkeeping (23 with priorities), about 7.07 GB for 1M transitions, 7.09 GB with the sum tree.
 """
 
 from __future__ import annotations
@@ -18,112 +27,194 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from agents.sum_tree import SumTree
+
+SAMPLE_LOSSES = "sample_losses"  # key of the per-transition losses an agent returns for prioritized replay
+PRIORITY_EPS = 1e-10  # Dopamine: priority = sqrt(loss + 1e-10)
+
 
 class Batch(NamedTuple):
     obs: torch.Tensor
     actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminated: torch.Tensor  # 1.0 where the next state has no value (no bootstrapping)
+    returns: torch.Tensor  # Σ_{t<k} γ^t r_t over the transition's k-step horizon (k = n unless the episode ended)
+    next_obs: torch.Tensor  # the observation k steps later
+    discounts: torch.Tensor  # γ^k, or 0 where the episode terminated within the horizon (no bootstrapping)
+    weights: torch.Tensor  # importance-sampling weights (ones for uniform replay)
+    indices: np.ndarray  # slots, to write priorities back
+
+
+def bookkeeping_bytes(prioritized: bool) -> int:
+    """Bytes per slot besides the frame: action, return, discount, horizon, two flags (+ a float64 priority)."""
+    return 4 + 4 + 4 + 1 + 1 + 1 + (8 if prioritized else 0)
 
 
 class ReplayBuffer:
-    ARRAYS = ("frames", "actions", "rewards", "terminated", "first", "valid")
+    ARRAYS = ("frames", "actions", "returns", "discounts", "horizon", "first", "valid")
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype, stack: int,
-                 rng: np.random.Generator, device: torch.device | str = "cpu"):
+                 rng: np.random.Generator, device: torch.device | str = "cpu", n_step: int = 1, gamma: float = 0.99,
+                 prioritized: bool = False):
         """``stack`` is how many frames each observation holds along its first axis (1 for vector observations)."""
         if stack > 1 and obs_shape[0] != stack:
             raise ValueError(f"obs_shape {obs_shape} does not start with the stack size {stack}")
+        if not 1 <= n_step <= 255 or capacity <= n_step + stack:
+            raise ValueError(f"n_step={n_step} must be in [1, 255] and below capacity - stack ({capacity - stack})")
         self.capacity, self.stack, self.obs_shape = capacity, stack, tuple(obs_shape)
+        self.n_step, self.gamma, self.prioritized = n_step, gamma, prioritized
         frame_shape = self.obs_shape[1:] if stack > 1 else self.obs_shape
         self.frames = np.zeros((capacity, *frame_shape), dtype=obs_dtype)
         self.actions = np.zeros(capacity, dtype=np.int32)
-        self.rewards = np.zeros(capacity, dtype=np.float32)
-        self.terminated = np.zeros(capacity, dtype=bool)
+        self.returns = np.zeros(capacity, dtype=np.float32)
+        self.discounts = np.zeros(capacity, dtype=np.float32)
+        self.horizon = np.zeros(capacity, dtype=np.uint8)  # slots ahead of the bootstrap frame; 0 = incomplete
         self.first = np.zeros(capacity, dtype=bool)  # slot holds an episode's first frame
         self.valid = np.zeros(capacity, dtype=bool)  # slot holds a transition (not a final-frame slot)
+        self.tree = SumTree(capacity) if prioritized else None
         self.cursor, self.full = 0, False
         self._episode_start = True
+        self._pending: list[int] = []  # slots of this episode still folding in rewards, oldest first
+        self._powers = gamma ** np.arange(n_step, dtype=np.float64)
         self.rng, self.device = rng, torch.device(device)
         self._back = np.arange(-(stack - 1), 1)  # offsets of a stack window ending at the slot
-        self._ahead = self._back + 1
 
     def __len__(self) -> int:
         return self.capacity if self.full else self.cursor
 
     @property
     def nbytes(self) -> int:
-        return sum(getattr(self, k).nbytes for k in self.ARRAYS)
+        tree = self.tree.nodes.nbytes if self.tree is not None else 0
+        return sum(getattr(self, k).nbytes for k in self.ARRAYS) + tree
 
-    @property
-    def bytes_per_slot(self) -> int:
-        return sum(getattr(self, k)[0].nbytes for k in self.ARRAYS)
-
+    # --- checkpoints ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"cursor": self.cursor, "full": self.full, "episode_start": self._episode_start,
-                "rng": self.rng.bit_generator.state}
+                "pending": list(self._pending), "rng": self.rng.bit_generator.state,
+                "tree": self.tree.state_dict() if self.tree is not None else None}
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The written part of storage (views, not copies), for a checkpoint."""
-        return {k: getattr(self, k)[:len(self)] for k in self.ARRAYS}
+        out = {k: getattr(self, k)[:len(self)] for k in self.ARRAYS}
+        if self.tree is not None:
+            out["priorities"] = self.tree.get(np.arange(len(self)))
+        return out
 
     def load_state_dict(self, state: dict, arrays: dict[str, np.ndarray] | None) -> None:
         """Restore counters and RNG; with ``arrays`` also the contents, else the buffer starts empty."""
         self.rng.bit_generator.state = state["rng"]
         if arrays is None:
-            self.cursor, self.full, self._episode_start = 0, False, True
+            self.cursor, self.full, self._episode_start, self._pending = 0, False, True, []
+            if self.tree is not None:
+                self.tree.load_state_dict({"max_priority": 1.0}, np.zeros(0))
             return
+        missing = set(self.ARRAYS) - set(arrays) | ({"priorities"} - set(arrays) if self.tree is not None else set())
+        if missing:
+            raise ValueError(f"the checkpoint's replay lacks {sorted(missing)} (another replay layout)")
         for k in self.ARRAYS:
             stored, own = arrays[k], getattr(self, k)
             if stored.shape[1:] != own.shape[1:] or stored.dtype != own.dtype or len(stored) > len(own):
                 raise ValueError(f"replay array {k!r} in the checkpoint is {stored.dtype}{stored.shape}, this "
                                  f"buffer holds {own.dtype}{own.shape}")
             own[:len(stored)] = stored
+        if self.tree is not None:
+            self.tree.load_state_dict(state["tree"], np.asarray(arrays["priorities"]))
         self.cursor, self.full, self._episode_start = state["cursor"], state["full"], state["episode_start"]
+        self._pending = list(state["pending"])
 
+    # --- adding -----------------------------------------------------------------------------------------------
     def _frame(self, obs: np.ndarray) -> np.ndarray:
         return obs[-1] if self.stack > 1 else obs
 
-    def _write(self, frame: np.ndarray, action: int, reward: float, terminated: bool, valid: bool) -> None:
+    def _write(self, frame: np.ndarray, action: int, valid: bool) -> int:
         i = self.cursor
         self.frames[i] = frame
-        self.actions[i], self.rewards[i], self.terminated[i] = action, reward, terminated
+        self.actions[i], self.returns[i], self.discounts[i], self.horizon[i] = action, 0.0, 0.0, 0
         self.first[i], self.valid[i] = self._episode_start and valid, valid
+        if self.tree is not None:
+            self.tree.set([i], [0.0])
         self.cursor = (i + 1) % self.capacity
         self.full = self.full or self.cursor == 0
+        return i
+
+    def _complete(self, slots: list[int], end: int, terminated: bool) -> None:
+        """Close the windows of ``slots``; ``end`` is the slot of their bootstrap frame."""
+        idx = np.asarray(slots)
+        k = (end - idx) % self.capacity
+        self.horizon[idx] = k
+        self.discounts[idx] = 0.0 if terminated else self.gamma ** k
+        if self.tree is not None:
+            self.tree.set(idx, np.full(len(idx), self.tree.max_priority))
 
     def add(self, obs: np.ndarray, action: int, reward: float, terminated: bool, episode_end: bool,
             next_obs: np.ndarray) -> None:
-        """Store one transition. ``terminated`` stops bootstrapping; ``episode_end`` (terminated or truncated)
-        means the next call starts a new episode from a reset observation."""
-        self._write(self._frame(obs), action, reward, terminated, valid=True)
+        """Store one transition. ``terminated`` stops bootstrapping (also mid-episode, e.g. a lost life);
+        ``episode_end`` (terminated or truncated) means the next call starts a new episode from a reset
+        observation."""
+        i = self._write(self._frame(obs), action, valid=True)
         self._episode_start = False
+        self._pending.append(i)
+        pending = np.asarray(self._pending)
+        self.returns[pending] += (self._powers[len(pending) - 1::-1] * reward).astype(np.float32)
+        end = self.cursor  # the next observation's frame goes here, now or at the next add
+        if terminated or episode_end:
+            self._complete(self._pending, end, terminated)
+            self._pending = []
+        elif len(self._pending) == self.n_step:
+            self._complete(self._pending[:1], end, False)
+            del self._pending[0]
         if episode_end:
-            self._write(self._frame(next_obs), 0, 0.0, False, valid=False)
+            self._write(self._frame(next_obs), 0, valid=False)
             self._episode_start = True
 
+    # --- sampling ---------------------------------------------------------------------------------------------
     def _sampleable(self, idx: np.ndarray) -> np.ndarray:
-        ok = self.valid[idx]
-        ahead = (idx + 1) % self.capacity
-        ok &= ahead != self.cursor  # the next frame is not written yet
-        if self.full:  # the window must not straddle the seam between the newest and the oldest slot
+        h = self.horizon[idx]
+        ok = h > 0
+        ok &= (self.cursor - idx) % self.capacity > h  # the bootstrap frame is written
+        if self.full:  # the stack window must not straddle the seam between the newest and the oldest slot
             ok &= (idx - self.cursor) % self.capacity >= self.stack - 1
         return ok
+
+    def _resample(self, idx: np.ndarray, draw) -> np.ndarray:
+        """Redraw, with ``draw(n)``, every index that is not sampleable (rare: the newest transitions and the
+        seam); raises if that does not converge."""
+        bad = ~self._sampleable(idx)
+        for _ in range(1000):
+            if not bad.any():
+                return idx
+            idx[bad] = draw(int(bad.sum()))
+            bad[bad] = ~self._sampleable(idx[bad])
+        raise RuntimeError("could not draw sampleable transitions from replay")
 
     def sample_indices(self, batch_size: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Uniform over sampleable transitions, by rejection; ``rng`` defaults to the buffer's own."""
         rng = rng or self.rng
         if len(self) < 2:
             raise ValueError("replay holds no complete transition yet")
-        idx = rng.integers(0, len(self), size=batch_size)
-        bad = ~self._sampleable(idx)
-        for _ in range(1000):
-            if not bad.any():
-                return idx
-            idx[bad] = rng.integers(0, len(self), size=int(bad.sum()))
-            bad[bad] = ~self._sampleable(idx[bad])
-        raise RuntimeError("could not draw sampleable transitions from replay")
+        return self._resample(rng.integers(0, len(self), size=batch_size),
+                              lambda n: rng.integers(0, len(self), size=n))
+
+    def sample(self, batch_size: int) -> Batch:
+        """Uniform, or proportional to priority (stratified, as Dopamine) with importance weights
+        (1/√P(i)) / max_batch (1/√P(i)), i.e. Dopamine's fixed β = 0.5."""
+        if self.tree is None:
+            return self.batch(self.sample_indices(batch_size))
+        tree = self.tree
+        if tree.total <= 0:
+            raise ValueError("replay holds no complete transition yet")
+        idx = self._resample(tree.stratified_sample(batch_size, self.rng),
+                             lambda n: tree.find(self.rng.random(n) * tree.total))
+        probs = tree.get(idx) / tree.total
+        weights = 1.0 / np.sqrt(probs + PRIORITY_EPS)
+        return self.batch(idx, (weights / weights.max()).astype(np.float32))
+
+    def update_priorities(self, idx: np.ndarray, losses: torch.Tensor) -> None:
+        """Dopamine's rule: priority = √(loss + 1e-10) for each sampled transition."""
+        losses = losses.detach().to("cpu", torch.float64).numpy()
+        self.tree.set(idx, np.sqrt(losses + PRIORITY_EPS))
+
+    def sample_obs(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """Observations only, uniform, for probes that must not disturb the learner's sampling RNG."""
+        return self._to_torch(self._stacks(self.sample_indices(n, rng)))
 
     def _stacks(self, end: np.ndarray) -> np.ndarray:
         """Observations whose newest frame is in slot ``end``: shape (B, *obs_shape)."""
@@ -137,20 +228,12 @@ class ReplayBuffer:
         out[starts_after > 0] = 0
         return out
 
-    def sample(self, batch_size: int) -> Batch:
-        idx = self.sample_indices(batch_size)
-        return self.batch(idx)
-
-    def sample_obs(self, n: int, rng: np.random.Generator) -> torch.Tensor:
-        """Observations only, for probes that must not disturb the learner's sampling RNG."""
-        return self._to_torch(self._stacks(self.sample_indices(n, rng)))
-
-    def batch(self, idx: np.ndarray) -> Batch:
-        obs = self._stacks(idx)
-        next_obs = self._stacks((idx + 1) % self.capacity)
+    def batch(self, idx: np.ndarray, weights: np.ndarray | None = None) -> Batch:
         to = self._to_torch
-        return Batch(to(obs), to(self.actions[idx].astype(np.int64)), to(self.rewards[idx]), to(next_obs),
-                     to(self.terminated[idx].astype(np.float32)))
+        weights = np.ones(len(idx), dtype=np.float32) if weights is None else weights
+        next_idx = (idx + self.horizon[idx]) % self.capacity
+        return Batch(to(self._stacks(idx)), to(self.actions[idx].astype(np.int64)), to(self.returns[idx]),
+                     to(self._stacks(next_idx)), to(self.discounts[idx]), to(weights), idx)
 
     def _to_torch(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device, non_blocking=True)

@@ -68,7 +68,7 @@ def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> di
     if head is not None:
         hooks.append(head.register_forward_pre_hook(lambda _m, inp: acts.__setitem__("_penultimate", inp[0])))
     try:
-        out = net(obs)
+        out = net.q_values(obs) if hasattr(net, "q_values") else net(obs)
     finally:
         for h in hooks:
             h.remove()

@@ -11,18 +11,18 @@ from agents.replay import Batch
 
 
 def test_td_target_by_hand():
-    r = torch.tensor([1.0, 0.0, -1.0])
-    term = torch.tensor([0.0, 1.0, 0.0])
-    next_q = torch.tensor([[1.0, 3.0], [5.0, 2.0], [-2.0, -4.0]])
-    # 1 + 0.9*3 ; 0 (terminal) ; -1 + 0.9*(-2)
-    torch.testing.assert_close(td_target(r, term, next_q, 0.9), torch.tensor([3.7, 0.0, -2.8]))
+    r = torch.tensor([1.0, 0.0, -1.0, 2.0])
+    discounts = torch.tensor([0.9, 0.0, 0.9, 0.81])  # gamma = 0.9; terminal; a 2-step return
+    next_q = torch.tensor([[1.0, 3.0], [5.0, 2.0], [-2.0, -4.0], [1.0, 0.0]])
+    # 1 + 0.9*3 ; 0 (terminal) ; -1 + 0.9*(-2) ; 2 + 0.81*1
+    torch.testing.assert_close(td_target(r, discounts, next_q), torch.tensor([3.7, 0.0, -2.8, 2.81]))
 
 
 def test_double_dqn_target_uses_online_argmax_and_target_value():
-    r, term = torch.zeros(2), torch.zeros(2)
+    r, discounts = torch.zeros(2), torch.ones(2)
     next_q_target = torch.tensor([[1.0, 3.0], [5.0, 2.0]])
     next_q_online = torch.tensor([[9.0, 0.0], [0.0, 9.0]])  # picks a=0, then a=1
-    torch.testing.assert_close(td_target(r, term, next_q_target, 1.0, next_q_online), torch.tensor([1.0, 2.0]))
+    torch.testing.assert_close(td_target(r, discounts, next_q_target, next_q_online), torch.tensor([1.0, 2.0]))
 
 
 def test_losses_by_hand():
@@ -44,7 +44,7 @@ def make_agent(**overrides):
 def batch(n=8):
     g = torch.Generator().manual_seed(0)
     return Batch(torch.randn(n, 3, generator=g), torch.randint(0, 2, (n,), generator=g), torch.randn(n, generator=g),
-                 torch.randn(n, 3, generator=g), torch.zeros(n))
+                 torch.randn(n, 3, generator=g), torch.full((n,), 0.99), torch.ones(n), np.arange(n))
 
 
 def test_target_copied_every_target_period_in_agent_steps():

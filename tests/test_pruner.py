@@ -42,7 +42,7 @@ def make_agent():
 
 def random_batch(g, n=32):
     return Batch(torch.randn(n, 4, generator=g), torch.randint(0, 2, (n,), generator=g), torch.randn(n, generator=g),
-                 torch.randn(n, 4, generator=g), torch.zeros(n))
+                 torch.randn(n, 4, generator=g), torch.full((n,), 0.99), torch.ones(n), np.arange(n))
 
 
 def test_pruned_weights_stay_zero_through_adam_and_targets_inherit_them():

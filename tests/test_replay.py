@@ -45,7 +45,7 @@ def test_stacks_are_rebuilt_exactly_across_episode_boundaries():
     for k, (obs, nxt, terminated) in enumerate(expected):
         np.testing.assert_array_equal(b.obs[k].numpy(), obs)
         np.testing.assert_array_equal(b.next_obs[k].numpy(), nxt)
-        assert b.terminated[k].item() == float(terminated)
+        assert b.discounts[k].item() == (0.0 if terminated else np.float32(0.99))
     # the first transition of episode 2 must not see episode 1's frames: (0, 0, 11) -> (0, 11, 12)
     np.testing.assert_array_equal(b.obs[4].numpy(), stack(0, 0, 11))
     np.testing.assert_array_equal(b.next_obs[4].numpy(), stack(0, 11, 12))
@@ -55,7 +55,7 @@ def test_truncation_keeps_bootstrapping_and_termination_stops_it():
     buf = ReplayBuffer(50, (3, 2, 2), np.uint8, stack=3, rng=np.random.default_rng(0))
     play(buf, [([1, 2, 3], "trunc"), ([4, 5, 6], "term")])
     b = buf.batch(np.flatnonzero(buf.valid[: len(buf)]))
-    assert b.terminated.tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert b.discounts.tolist() == [np.float32(0.99)] * 3 + [0.0]
     np.testing.assert_array_equal(b.next_obs[1].numpy(), stack(1, 2, 3))  # final obs of a truncated episode kept
 
 
@@ -99,7 +99,7 @@ def test_sampling_is_uniform_over_transitions():
 def test_atari_frames_stored_once():
     buf = ReplayBuffer(1000, (4, 84, 84), np.uint8, stack=4, rng=np.random.default_rng(0))
     per_transition = buf.nbytes / buf.capacity
-    assert per_transition == 84 * 84 + 4 + 4 + 3  # one frame, action, reward, three flags
+    assert per_transition == 84 * 84 + 4 + 4 + 4 + 1 + 2  # frame, action, return, discount, horizon, two flags
     assert per_transition * 1_000_000 <= 7.5e9
 
 
@@ -107,3 +107,75 @@ def test_empty_buffer_refuses_to_sample():
     buf = ReplayBuffer(10, (4,), np.float32, stack=1, rng=np.random.default_rng(0))
     with pytest.raises(ValueError):
         buf.sample(2)
+
+
+def vec(t):
+    return np.full(2, t, dtype=np.float32)
+
+
+def run_episode(buf, rewards, end, life_lost_at=(), first_obs=0):
+    """Observation t is vec(first_obs + t); ``end`` is "term", "trunc" or None (still running)."""
+    for t, r in enumerate(rewards):
+        last = t == len(rewards) - 1 and end is not None
+        buf.add(vec(first_obs + t), t, r, (last and end == "term") or t in life_lost_at, last, vec(first_obs + t + 1))
+
+
+def test_n_step_returns_by_hand_across_a_termination_and_a_truncation():
+    buf = ReplayBuffer(50, (2,), np.float32, stack=1, rng=np.random.default_rng(0), n_step=3, gamma=0.5)
+    run_episode(buf, [1.0, 2.0, 3.0, 4.0, 5.0], "term")  # slots 0-4, final frame in slot 5
+    run_episode(buf, [1.0, 1.0], "trunc", first_obs=10)  # slots 6-7, final frame in slot 8
+    idx = np.array([0, 1, 2, 3, 4, 6, 7])
+    b = buf.batch(idx)
+    # 1 + .5*2 + .25*3; 2 + .5*3 + .25*4; 3 + .5*4 + .25*5; 4 + .5*5; 5; then 1 + .5*1; 1
+    assert b.returns.tolist() == [2.75, 4.5, 6.25, 6.5, 5.0, 1.5, 1.0]
+    # γ^3 while the window is full; 0 once it reaches the termination; γ^k after a truncation (still bootstraps)
+    assert b.discounts.tolist() == [0.125, 0.125, 0.0, 0.0, 0.0, 0.25, 0.5]
+    # the bootstrap state is the one k steps later, the final observation when the episode ended sooner
+    assert b.next_obs[:, 0].tolist() == [3.0, 4.0, 5.0, 5.0, 5.0, 12.0, 12.0]
+    assert buf.horizon[idx].tolist() == [3, 3, 3, 2, 1, 2, 1]
+    assert not buf._sampleable(np.array([5, 8])).any()  # final-frame slots
+
+
+def test_a_lost_life_stops_the_window_but_not_the_episode():
+    buf = ReplayBuffer(50, (2,), np.float32, stack=1, rng=np.random.default_rng(0), n_step=3, gamma=0.5)
+    run_episode(buf, [1.0, 1.0, 1.0, 1.0], "trunc", life_lost_at=(1,))
+    b = buf.batch(np.arange(4))
+    assert b.returns.tolist() == [1.5, 1.0, 1.5, 1.0]
+    assert b.discounts.tolist() == [0.0, 0.0, 0.25, 0.5]
+    assert b.next_obs[:, 0].tolist() == [2.0, 2.0, 4.0, 4.0]
+
+
+def test_incomplete_n_step_windows_are_never_sampled():
+    buf = ReplayBuffer(50, (2,), np.float32, stack=1, rng=np.random.default_rng(0), n_step=3, gamma=0.5)
+    run_episode(buf, [1.0, 1.0, 1.0, 1.0], None)  # running: t0 complete with s3 written; t1 waits for s4's frame
+    assert buf.horizon[:4].tolist() == [3, 3, 0, 0]
+    assert set(buf.sample_indices(200).tolist()) == {0}
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_n_step_stacks_match_the_env_after_wraparound(n_step):
+    """With frame stacks and a buffer that wrapped several times, every sampled transition's next observation is
+    the env's observation k steps later, its return the discounted sum of the k rewards, k = min(n, steps left)."""
+    gamma = 0.9
+    buf = ReplayBuffer(40, (3, 2, 2), np.uint8, stack=3, rng=np.random.default_rng(3), n_step=n_step, gamma=gamma)
+    episodes = [([100 + 10 * e + t for t in range(4 + e % 5)], "term" if e % 2 else "trunc") for e in range(15)]
+    played = play(buf, episodes)
+    assert buf.full
+    expected = {}
+    start = 0
+    for ids, end in episodes:
+        steps = played[start:start + len(ids) - 1]
+        for t, (obs, _, _) in enumerate(steps):
+            k = min(n_step, len(steps) - t)
+            ret = sum(gamma ** j * float(ids[t + j]) for j in range(k))
+            terminal = end == "term" and t + k == len(steps)
+            expected[int(obs[-1, 0, 0])] = (obs, steps[t + k - 1][1], ret, 0.0 if terminal else gamma ** k)
+        start += len(ids) - 1
+    for _ in range(20):
+        b = buf.sample(64)
+        for o, n, r, d in zip(b.obs.numpy(), b.next_obs.numpy(), b.returns.tolist(), b.discounts.tolist(),
+                              strict=True):
+            obs, nxt, ret, disc = expected[int(o[-1, 0, 0])]
+            np.testing.assert_array_equal(o, obs)
+            np.testing.assert_array_equal(n, nxt)
+            assert r == pytest.approx(ret, rel=1e-6) and d == pytest.approx(disc, rel=1e-6)

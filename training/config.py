@@ -14,6 +14,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from agents.dqn import DQNConfig
 from agents.networks import ImpalaConfig, MLPConfig, NatureCNNConfig
+from agents.rainbow import RainbowConfig
 from envs.atari import AtariConfig
 from envs.classic import ClassicConfig
 from pruning.health import HealthConfig
@@ -21,12 +22,12 @@ from pruning.pruner import PruningConfig
 from training.checkpoint import CheckpointConfig
 from training.errors import ConfigError, require
 
-AGENTS = {"dqn": DQNConfig}
+AGENTS = {"dqn": DQNConfig, "rainbow": RainbowConfig}
 ENVS = {"atari": AtariConfig, "classic": ClassicConfig}
 NETWORKS = {"nature_cnn": NatureCNNConfig, "impala": ImpalaConfig, "mlp": MLPConfig}
 PIXEL_NETWORKS = ("nature_cnn", "impala")
 PRUNING = {"gmp": PruningConfig}
-DISCRETE_AGENTS = ("dqn",)
+DISCRETE_AGENTS = ("dqn", "rainbow")
 
 
 @dataclass

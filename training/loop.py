@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.replay import ReplayBuffer
+from agents.replay import SAMPLE_LOSSES, ReplayBuffer
 from envs.snapshot import EpisodeRecorder, rng_state, set_rng_state
 from training.callbacks import Callback
 from training.checkpoint import Checkpointer
@@ -201,9 +201,13 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_env_step(self)
         if self.env_step > a.learning_starts and self.env_step % a.update_period == 0:
-            metrics = self.agent.update(self.replay.sample(a.batch_size))
+            batch = self.replay.sample(a.batch_size)
+            metrics = self.agent.update(batch)
             self.updates += 1
             self._check_finite(metrics)
+            sample_losses = metrics.pop(SAMPLE_LOSSES, None)
+            if self.replay.prioritized:
+                self.replay.update_priorities(batch.indices, sample_losses)
             self.train_metrics = metrics
             for cb in self.callbacks:
                 cb.on_update_end(self, metrics)

@@ -120,9 +120,11 @@ def check_space(path: Path, need_bytes: int, what: str, key: str) -> None:
 
 
 def checkpoint_bytes(cfg) -> int:
-    """Upper estimate of one checkpoint's replay part: every slot the run can fill (frame + 11 bytes each)."""
+    """Upper estimate of one checkpoint's replay part: every slot the run can fill (frame + bookkeeping)."""
+    from agents.replay import bookkeeping_bytes
     from envs import frame_nbytes
 
     if not cfg.checkpoint.replay:
         return 0
-    return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame_nbytes(cfg.env) + 11)
+    extra = bookkeeping_bytes(getattr(cfg.agent, "prioritized", False))
+    return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame_nbytes(cfg.env) + extra)

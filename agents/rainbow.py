@@ -1,0 +1,149 @@
+"""Rainbow (Hessel et al. 2018) as Dopamine's JAX agent: by default its "compact" Rainbow (C51 + n-step +
+prioritized replay), with dueling, noisy nets and double DQN as switches for the full agent.
+
+The distributional math (projection, cross-entropy) is module-level functions; the agent reuses DQN's acting,
+target copies and checkpoint state. The n-step returns and priorities live in the replay buffer.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.dqn import DQN, ValueAgentConfig
+from agents.networks import build_network
+from agents.noisy import NoisyLinear
+from agents.replay import SAMPLE_LOSSES, Batch
+from training.errors import require
+
+
+@dataclass
+class RainbowConfig(ValueAgentConfig):
+    """Defaults are Dopamine's compact Rainbow (``dopamine/jax/agents/rainbow/configs/rainbow.gin``); the rest of
+    the schedule is DQN's (``protocol.md`` §3). ``noisy`` sets the training ε to 0, as Dopamine's full Rainbow."""
+
+    name: str = "rainbow"
+    n_step: int = 3
+    prioritized: bool = True
+    num_atoms: int = 51
+    v_min: float = -10.0
+    v_max: float = 10.0
+    dueling: bool = False
+    noisy: bool = False
+    noisy_sigma0: float = 0.5  # Fortunato et al. 2018, factorised noise
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.num_atoms >= 2, "num_atoms", self.num_atoms, "must be >= 2")
+        require(self.v_min < self.v_max, "v_min", self.v_min, f"must be below agent.v_max ({self.v_max})")
+        require(self.noisy_sigma0 >= 0, "noisy_sigma0", self.noisy_sigma0, "must be >= 0")
+
+
+def project_distribution(returns: torch.Tensor, discounts: torch.Tensor, probs: torch.Tensor,
+                         support: torch.Tensor) -> torch.Tensor:
+    """The C51 target (Bellemare et al. 2017): the distribution of R + γ^k Z, clipped to [v_min, v_max], projected
+    onto the fixed support. Each atom z_j moves to Tz_j and splits its mass p_j between the two support atoms
+    around it in proportion to closeness: the triangle kernel m_i = Σ_j p_j · clip(1 − |Tz_j − z_i| / Δz, 0, 1) of
+    Dopamine's ``project_distribution``, computed here in O(B·N) with two scatter-adds. When Tz_j lands exactly on
+    an atom (l == u) that atom gets all of p_j; the textbook floor/ceil form would lose it. Shapes: returns,
+    discounts (B,); probs (B, N); support (N,), evenly spaced."""
+    n = support.numel()
+    tz = (returns[:, None] + discounts[:, None] * support[None, :]).clamp(support[0], support[-1])
+    pos = (tz - support[0]) / (support[1] - support[0])  # in [0, N - 1]
+    lower = pos.floor().clamp(0, n - 2)
+    upper_w = (pos - lower).clamp(0.0, 1.0)
+    lower = lower.long()
+    m = torch.zeros_like(probs)
+    m.scatter_add_(1, lower, probs * (1.0 - upper_w))
+    m.scatter_add_(1, lower + 1, probs * upper_w)
+    return m
+
+
+def c51_loss(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Per-transition cross-entropy −Σ_i m_i log p_i between the projected target and the predicted distribution."""
+    return -(target_probs * logits.log_softmax(dim=-1)).sum(dim=-1)
+
+
+class C51Head(nn.Module):
+    """Logits (B, actions, atoms). With ``dueling`` (Wang et al. 2016) a value stream and an advantage stream over
+    the same features, logits = V + A − mean_a A, per atom, as Dopamine's full Rainbow network."""
+
+    def __init__(self, hidden: int, n_actions: int, support: torch.Tensor, dueling: bool, noisy: bool,
+                 sigma0: float):
+        super().__init__()
+        self.n_actions, self.n_atoms = n_actions, len(support)
+        self.register_buffer("support", support)
+
+        def linear(n_out: int) -> nn.Linear:
+            return NoisyLinear(hidden, n_out, sigma0) if noisy else nn.Linear(hidden, n_out)
+
+        self.advantage = linear(n_actions * self.n_atoms)
+        self.value = linear(self.n_atoms) if dueling else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.advantage(x).view(-1, self.n_actions, self.n_atoms)
+        if self.value is None:
+            return logits
+        return self.value(x).view(-1, 1, self.n_atoms) + logits - logits.mean(dim=1, keepdim=True)
+
+    def q_values(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.softmax(dim=-1) @ self.support
+
+
+@contextmanager
+def noise_off(net: nn.Module):
+    """Noise off (noisy layers use their means) for the duration."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
+
+
+class Rainbow(DQN):
+    def build_network(self, network_cfg, obs_shape: tuple[int, ...], n_actions: int) -> nn.Module:
+        c = self.cfg
+        support = torch.linspace(c.v_min, c.v_max, c.num_atoms)
+        return build_network(network_cfg, obs_shape, n_actions,
+                             head=lambda hidden, n: C51Head(hidden, n, support, c.dueling, c.noisy, c.noisy_sigma0))
+
+    def epsilon(self, env_step: int) -> float:
+        return 0.0 if self.cfg.noisy else super().epsilon(env_step)
+
+    def greedy(self, obs: np.ndarray, eval_mode: bool) -> int:
+        if not eval_mode:
+            return super().greedy(obs, eval_mode)
+        with noise_off(self.online):
+            return super().greedy(obs, eval_mode)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One Adam step on the importance-weighted C51 loss (Dopamine: mean(w · CE)). Returns the per-transition
+        cross-entropies under ``SAMPLE_LOSSES`` for the replay's priorities; ``losses/c51_loss`` is their plain
+        mean. Target copies as in DQN."""
+        if self.updates % self._target_every_updates == 0:
+            self.sync_target()
+        head = self.online.head
+        rows = torch.arange(len(batch.actions), device=batch.actions.device)
+        with torch.no_grad():
+            next_logits = self.target(batch.next_obs)
+            next_probs = next_logits.softmax(dim=-1)
+            chooser = self.online(batch.next_obs).softmax(dim=-1) if self.cfg.double else next_probs
+            greedy = (chooser @ head.support).argmax(dim=1)
+            target = project_distribution(batch.returns, batch.discounts, next_probs[rows, greedy], head.support)
+        logits = self.online(batch.obs)[rows, batch.actions]
+        losses = c51_loss(logits, target)
+        loss = (batch.weights * losses).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        q_taken = logits.detach().softmax(dim=-1) @ head.support
+        return {"losses/c51_loss": losses.detach().mean(), "losses/q_values": q_taken.mean(),
+                SAMPLE_LOSSES: losses.detach()}
