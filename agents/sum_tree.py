@@ -34,15 +34,25 @@ class SumTree:
             return
         if (priorities < 0).any() or not np.isfinite(priorities).all():
             raise ValueError("priorities must be finite and >= 0")
-        _, last_reversed = np.unique(idx[::-1], return_index=True)
-        keep = idx.size - 1 - last_reversed
-        idx, priorities = idx[keep], priorities[keep]
-        node = self.leaf0 + idx
-        self.nodes[node] = priorities
+        if idx.size > 1:
+            _, last_reversed = np.unique(idx[::-1], return_index=True)
+            keep = idx.size - 1 - last_reversed
+            idx, priorities = idx[keep], priorities[keep]
         self.max_priority = max(self.max_priority, float(priorities.max()))
+        nodes = self.nodes
+        if idx.size == 1:  # one leaf (every add): a scalar walk is ~10x faster than array operations
+            node = self.leaf0 + int(idx[0])
+            nodes[node] = priorities[0]
+            for _ in range(self.depth):
+                node >>= 1
+                nodes[node] = nodes[2 * node] + nodes[2 * node + 1]
+            return
+        node = self.leaf0 + idx
+        nodes[node] = priorities
         for _ in range(self.depth):
-            node = np.unique(node >> 1)
-            self.nodes[node] = self.nodes[2 * node] + self.nodes[2 * node + 1]
+            # siblings share a parent: it is written more than once, always with the same (complete) sum
+            node = node >> 1
+            nodes[node] = nodes[2 * node] + nodes[2 * node + 1]
 
     def find(self, mass: np.ndarray) -> np.ndarray:
         """Leaf index whose prefix-sum interval holds each ``mass`` in [0, total). Never returns a leaf of

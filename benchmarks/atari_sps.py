@@ -54,23 +54,16 @@ def learner_step_ms(agent, replay, n=50) -> float:
     return statistics.median(times[5:]) * 1e3
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=4000, help="agent steps after learning starts")
-    parser.add_argument("--learning-starts", type=int, default=1000)
-    parser.add_argument("overrides", nargs="*", help="extra config overrides, e.g. network.channels_last=false")
-    args = parser.parse_args()
-
-    cfg = to_objects(_compose([f"total_env_steps={args.learning_starts + args.steps}",
-                               f"agent.learning_starts={args.learning_starts}", "agent.replay_capacity=100000",
-                               f"eval.every_env_steps={10 ** 9}", "eval.episodes=1", "env.max_episode_steps=2000",
-                               "agent.epsilon_decay_steps=1", "progress=false", *args.overrides]))
+def measure(steps: int, learning_starts: int, overrides: list[str]) -> dict:
+    """Train on Pong for ``learning_starts + steps`` agent steps; the loop's SPS and the bare learner step (ms)
+    timed after the first update and after the last."""
+    cfg = to_objects(_compose([f"total_env_steps={learning_starts + steps}", f"agent.learning_starts={learning_starts}",
+                               "agent.replay_capacity=100000", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
+                               "env.max_episode_steps=2000", "agent.epsilon_decay_steps=1", "progress=false",
+                               *overrides]))
     clock, grab = Clock(), {}
 
     class Grab(Callback):
-        def on_train_start(self, trainer):
-            grab["agent"], grab["replay"] = trainer.agent, trainer.replay
-
         def on_update_end(self, trainer, metrics):
             if trainer.updates == 1:
                 grab["before"] = learner_step_ms(trainer.agent, trainer.replay)
@@ -80,13 +73,23 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as d:
         train.train(cfg, Path(d), callbacks=[Grab(), clock])
-    t_learn = (grab["before"] + grab["after"]) / 2
+    return {"sps": clock.sps, "before": grab["before"], "after": grab["after"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=4000, help="agent steps after learning starts")
+    parser.add_argument("--learning-starts", type=int, default=1000)
+    parser.add_argument("overrides", nargs="*", help="extra config overrides, e.g. network.channels_last=false")
+    args = parser.parse_args()
+    m = measure(args.steps, args.learning_starts, args.overrides)
+    t_learn = (m["before"] + m["after"]) / 2
     bound = 4 / (t_learn / 1e3)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, overrides: {args.overrides or 'none'}")
-    print(f"bare learner step (batch 32)   before {grab['before']:.1f} ms, after {grab['after']:.1f} ms")
+    print(f"bare learner step (batch 32)   before {m['before']:.1f} ms, after {m['after']:.1f} ms")
     print(f"update-bound limit 4/t_learn   {bound:.1f} agent steps/s")
-    print(f"training loop SPS              {clock.sps:.1f} agent steps/s over {args.steps} steps")
-    print(f"ratio SPS / (4 / t_learn)      {clock.sps / bound:.3f}   (goal >= 0.9)")
+    print(f"training loop SPS              {m['sps']:.1f} agent steps/s over {args.steps} steps")
+    print(f"ratio SPS / (4 / t_learn)      {m['sps'] / bound:.3f}   (goal >= 0.9)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""DQN learns CartPole with the suite's own defaults for that environment, as a user would run it."""
+"""DQN and Rainbow learn CartPole with the suite's own defaults for that environment, as a user would run it."""
 
 import json
 
@@ -30,3 +30,14 @@ def test_dqn_learns_cartpole_at_90_percent_sparsity(tmp_path, width, threshold):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3)
     assert summary["final_eval_return"] >= threshold, summary
+
+
+@pytest.mark.slow
+def test_rainbow_solves_cartpole_in_100k_steps(tmp_path):
+    """The issue's command verbatim, with the suite's defaults (conf/tuned/rainbow_classic.yaml)."""
+    out = run_train("agent=rainbow", "env=classic", "env.id=CartPole-v1", "total_env_steps=100000", "seed=0",
+                    "progress=false", f"hydra.run.dir={tmp_path}", timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["agent"] == "rainbow" and summary["env_steps"] == 100_000
+    assert summary["final_eval_return"] >= 450, summary

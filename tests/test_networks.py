@@ -1,5 +1,6 @@
 """Network builders: shapes and parameter counts against the formulas, named activations."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -63,6 +64,23 @@ def test_impala_shapes_and_parameter_counts(width, total):
     assert net.features.fc1.in_features == 32 * width * 11 * 11 and net.features.fc1.out_features == 512
     x = torch.randint(0, 255, (2, 4, 84, 84), dtype=torch.uint8)
     assert net(x).shape == (2, 6)
+
+
+@pytest.mark.parametrize("width, total", [(1, 2_237_698), (3, 6_978_722), (5, 12_493_890)])
+def test_rainbow_c51_head_on_impala(width, total):
+    """Rainbow's head has actions x atoms outputs: the same formula with 6 x 51 outputs; dueling adds a value
+    stream of 51."""
+    from agents.rainbow import Rainbow, RainbowConfig
+
+    def online(**kw):
+        return Rainbow(RainbowConfig(**kw), ImpalaConfig(width=width), (4, 84, 84), 6, np.random.default_rng(0),
+                       torch.device("cpu")).online
+
+    net = online()
+    assert count_parameters(net) == impala_params(width, 6 * 51) == total
+    assert net(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6, 51)
+    assert net.q_values(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
+    assert count_parameters(online(dueling=True)) == total + 512 * 51 + 51
 
 
 def test_impala_scale_dense_and_named_relus():

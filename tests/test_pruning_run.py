@@ -1,6 +1,7 @@
 """GMP and the health probe in real runs of the loop."""
 
 import json
+import math
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -78,3 +79,26 @@ def test_classic_run_prunes_on_schedule_and_the_target_inherits_zeros(compose_cf
     for name, p in spy.targets.named_parameters():
         if p.ndim > 1:  # pruning ended at half the run, and the target was copied several times since
             assert ((p == 0) == (spy.masks[f"online/{name}"] == 0)).all()
+
+
+def test_rainbow_impala_pong_run_is_pruned_with_its_c51_head(tmp_path):
+    """Compact Rainbow (C51 + 3-step + prioritized replay) on the IMPALA ResNet x1 at sparsity 0.9 on real Pong:
+    the 306-output C51 head (6 actions x 51 atoms) is pruned with the rest, the loss is logged as c51_loss."""
+    out = run_train("agent=rainbow", "network=impala", "sparsity=0.9", "total_env_steps=900",
+                    "agent.learning_starts=500", "agent.replay_capacity=1000", "env.max_episode_steps=300",
+                    "eval.episodes=1", "pruning.update_freq_updates=10", "health.every_updates=50", "progress=false",
+                    f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    params = 2_083_798 - (512 * 6 + 6) + (512 * 306 + 306)  # DQN's IMPALA with a C51 head instead
+    assert f"parameters: {{'online': {params}}}" in out.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["agent"] == "rainbow" and summary["updates"] == 100
+    assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    last = {k: v for r in rows for k, v in r.items()}
+    assert last["sparsity/online/head.advantage.weight"] > 0.5
+    assert len([k for k in last if k.startswith("sparsity/online/")]) == 17
+    assert 0 < last["losses/c51_loss"] < math.log(51) + 1 and "losses/td_loss" not in last
+    assert -10 <= last["losses/q_values"] <= 10 and -10 <= last["health/online/q_mean"] <= 10
+    acc = EventAccumulator(str(tmp_path / "tb")).Reload()
+    assert [e.step for e in acc.Scalars("losses/c51_loss")][-1] == 900

@@ -61,10 +61,10 @@ def final_weights(run_dir):
     return state["agent"]["online"]
 
 
-def assert_same_run(a, b):
+def assert_same_run(a, b, loss="losses/td_loss"):
     assert summary(b) == summary(a)
     assert metric_rows(b) == metric_rows(a)
-    for tag in ("losses/td_loss", "charts/episodic_return", "eval/episodic_return", "sparsity/total"):
+    for tag in (loss, "charts/episodic_return", "eval/episodic_return", "sparsity/total"):
         assert tb_steps(b, tag) == tb_steps(a, tag), tag
     wa, wb = final_weights(a), final_weights(b)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -85,8 +85,8 @@ def test_a_finished_run_keeps_its_final_checkpoint_without_replay_and_logs_sizes
               if "checkpoint/bytes" in r}
     assert sorted(logged) == list(range(400, 3001, 400)) + [3000]
     assert sorted(f.name for f in kept[0].iterdir()) == ["logger.json", "manifest.json", "state.pt"]
-    # written with the replay (3,000 slots of a 16-byte CartPole frame + 11 bytes), which was dropped at the end
-    assert logged[3000] >= (kept[0] / "state.pt").stat().st_size + 3000 * 27
+    # written with the replay (3,000 slots of a 16-byte CartPole frame + 15 bytes), which was dropped at the end
+    assert logged[3000] >= (kept[0] / "state.pt").stat().st_size + 3000 * 31
     path, state, arrays, _ = Checkpointer(kept[0].parent, 2).load_latest()
     assert state["trainer"]["env_step"] == 3000 and state["trainer"]["updates"] == 2500 and arrays == {}
     assert set(state) >= {"agent", "replay", "callbacks", "trainer"}
@@ -101,7 +101,7 @@ def test_checkpoint_size_is_what_was_written(tmp_path):
     logged = {r["step"]: r["checkpoint/bytes"] for r in map(json.loads, open(run_dir / "metrics.jsonl"))
               if "checkpoint/bytes" in r}
     data = [f for f in kept[0].iterdir() if f.name not in ("manifest.json", "logger.json")]
-    assert len(list(kept[0].glob("replay.*.npy"))) == 6 and logged[1600] == sum(f.stat().st_size for f in data)
+    assert len(list(kept[0].glob("replay.*.npy"))) == 7 and logged[1600] == sum(f.stat().st_size for f in data)
 
 
 @pytest.mark.parametrize("sig, where, at, resumed_from", [
@@ -130,6 +130,19 @@ def test_kill_and_resume_is_exact(tmp_path, cartpole_baseline, sig, where, at, r
     else:
         assert f"resuming from {run_dir}/checkpoints/step_{resumed_from:012d}" in resumed.stdout
     assert_same_run(cartpole_baseline, run_dir)
+
+
+def test_full_rainbow_resumes_exactly(tmp_path):
+    """Rainbow with every switch on: the sum tree's priorities, the open n-step windows and the noise (torch's RNG)
+    must all come back. Killed mid-episode during pruning, resumed, compared with an uninterrupted run."""
+    args = [*CARTPOLE, "agent=rainbow", "agent.dueling=true", "agent.noisy=true", "agent.double=true"]
+    baseline, run_dir = tmp_path / "baseline", tmp_path / "run"
+    assert run_train(*args, f"hydra.run.dir={baseline}").returncode == 0
+    assert interrupt("SIGKILL", "step", 1703, [*args, f"hydra.run.dir={run_dir}"]).returncode == -9
+    resumed = run_train(*args, f"hydra.run.dir={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {run_dir}/checkpoints/step_000000001600" in resumed.stdout
+    assert_same_run(baseline, run_dir, loss="losses/c51_loss")
 
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, cartpole_baseline):
