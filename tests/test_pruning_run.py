@@ -86,8 +86,8 @@ def test_rainbow_impala_pong_run_is_pruned_with_its_c51_head(tmp_path):
     the 306-output C51 head (6 actions x 51 atoms) is pruned with the rest, the loss is logged as c51_loss."""
     out = run_train("agent=rainbow", "network=impala", "sparsity=0.9", "total_env_steps=900",
                     "agent.learning_starts=500", "agent.replay_capacity=1000", "env.max_episode_steps=300",
-                    "eval.episodes=1", "pruning.update_freq_updates=10", "health.every_updates=50", "progress=false",
-                    f"hydra.run.dir={tmp_path}")
+                    "eval.episodes=1", "pruning.update_freq_updates=10", "health.every_updates=50",
+                    "log_every_env_steps=100", "progress=false", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-3000:]
     params = 2_083_798 - (512 * 6 + 6) + (512 * 306 + 306)  # DQN's IMPALA with a C51 head instead
     assert f"parameters: {{'online': {params}}}" in out.stdout
