@@ -62,8 +62,6 @@ class ValueAgentConfig:
         require(self.adam_eps > 0, "adam_eps", self.adam_eps, "must be > 0")
         require(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1]")
         require(1 <= self.n_step <= 255, "n_step", self.n_step, "must be in [1, 255]")
-        require(self.replay_capacity > self.n_step + 4, "replay_capacity", self.replay_capacity,
-                f"must exceed agent.n_step ({self.n_step}) + the frame stack")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
                 "must be > 0 or null")
         for key in ("epsilon_start", "epsilon_end", "eval_epsilon"):

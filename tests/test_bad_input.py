@@ -48,6 +48,8 @@ CASES = [
     (["-m", "seed=0,1", "agent=dqn,ppo"], ["agent=ppo", "allowed: dqn"]),
     (["agent=rainbow", "agent.v_min=10"], ["agent.v_min", "below agent.v_max (10.0)"]),
     (["agent=rainbow", "agent.n_step=0"], ["agent.n_step", "[1, 255]"]),
+    (["agent=rainbow", "agent.replay_capacity=6", "agent.batch_size=4"],
+     ["agent.replay_capacity=6", "agent.n_step (3) + env.frame_stack (4)"]),
     (["agent=dqn", "agent.num_atoms=51"], ["unknown key 'agent.num_atoms'", "n_step"]),
     (["checkpoint.every_env_steps=0"], ["checkpoint.every_env_steps", ">= 1"]),
     (["checkpoint.keep=0"], ["checkpoint.keep", ">= 1"]),

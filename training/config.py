@@ -87,6 +87,11 @@ def validate(cfg: Config) -> None:
             node.validate()
         except ConfigError as e:
             raise e.under(prefix) from None
+    from envs import frame_stack
+
+    require(cfg.agent.replay_capacity > cfg.agent.n_step + frame_stack(cfg.env), "agent.replay_capacity",
+            cfg.agent.replay_capacity, f"must exceed agent.n_step ({cfg.agent.n_step}) + env.frame_stack "
+            f"({frame_stack(cfg.env)})")
     if cfg.agent.name in DISCRETE_AGENTS and cfg.env.name == "classic":
         from envs.classic import CONTINUOUS_IDS
 
