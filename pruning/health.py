@@ -60,16 +60,20 @@ def _last_linear(net: nn.Module) -> nn.Linear | None:
 
 @torch.inference_mode()
 def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> dict[str, float]:
-    """All health metrics of one network, tagged ``dormant/<name>/…`` and ``health/<name>/…``."""
+    """All health metrics of one network, tagged ``dormant/<name>/…`` and ``health/<name>/…``. The network runs in
+    eval mode (noisy layers at their means), so a probe neither measures noise nor draws from the training RNG."""
     acts: dict[str, torch.Tensor] = {}
     hooks = [m.register_forward_hook(lambda _m, _i, out, key=k: acts.__setitem__(key, out))
              for k, m in _relus(net).items()]
     head = _last_linear(net)
     if head is not None:
         hooks.append(head.register_forward_pre_hook(lambda _m, inp: acts.__setitem__("_penultimate", inp[0])))
+    was_training = net.training
+    net.eval()
     try:
         out = net.q_values(obs) if hasattr(net, "q_values") else net(obs)
     finally:
+        net.train(was_training)
         for h in hooks:
             h.remove()
     metrics: dict[str, float] = {}

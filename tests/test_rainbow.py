@@ -137,3 +137,17 @@ def test_noisy_rainbow_explores_with_noise_not_epsilon():
     torch.manual_seed(0)
     greedy_eval = {agent.greedy(obs, eval_mode=True) for _ in range(20)}
     assert len(greedy_eval) == 1 and agent.online.training  # eval is deterministic, and training mode is restored
+
+
+def test_health_probe_sees_the_mean_network_and_leaves_the_rng_alone():
+    from pruning.health import HealthConfig, probe
+
+    agent = make_agent(noisy=True)
+    obs = torch.randn(8, 3)
+    rng = torch.get_rng_state()
+    first, second = probe("online", agent.online, obs, HealthConfig()), probe("online", agent.online, obs,
+                                                                                HealthConfig())
+    assert first == second and torch.equal(torch.get_rng_state(), rng) and agent.online.training
+    with torch.no_grad():
+        mean_q = float(agent.online.eval().q_values(obs).mean())
+    assert first["health/online/q_mean"] == pytest.approx(mean_q)
