@@ -108,7 +108,7 @@ def test_rewards_are_clipped_for_the_learner_only(compose_cfg, tmp_path):
 
     class Grab(Callback):
         def on_train_end(self, trainer):
-            captured["rewards"] = trainer.replay.rewards[: len(trainer.replay)].copy()
+            captured["rewards"] = trainer.replay.returns[: len(trainer.replay)].copy()  # n = 1: the reward
 
     train.train(cfg, tmp_path, callbacks=[Grab()])
     rewards = captured["rewards"]
