@@ -139,13 +139,17 @@ class DQN:
             target = td_target(batch.returns, batch.discounts, next_q_target, next_q_online)
         q_taken = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         loss = td_loss(q_taken, target, self.cfg.loss)
+        self.optimize(loss)
+        return {"losses/td_loss": loss.detach(), "losses/q_values": q_taken.detach().mean()}
+
+    def optimize(self, loss: torch.Tensor) -> None:
+        """One Adam step on ``loss`` (with optional gradient clipping); counts the update."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
-        return {"losses/td_loss": loss.detach(), "losses/q_values": q_taken.detach().mean()}
 
     def sync_target(self) -> None:
         self.target.load_state_dict(self.online.state_dict())

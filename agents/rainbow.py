@@ -138,12 +138,7 @@ class Rainbow(DQN):
         logits = self.online(batch.obs)[rows, batch.actions]
         losses = c51_loss(logits, target)
         loss = (batch.weights * losses).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
-        self.optimizer.step()
-        self.updates += 1
+        self.optimize(loss)
         q_taken = logits.detach().softmax(dim=-1) @ head.support
         return {"losses/c51_loss": losses.detach().mean(), "losses/q_values": q_taken.mean(),
                 SAMPLE_LOSSES: losses.detach()}
