@@ -1,4 +1,4 @@
-"""Network builders: ``build_network(cfg, obs_shape, n_out, head=None) -> QNetwork``.
+"""Network builders: ``build_network(cfg, obs_shape, n_out, head=None, cls=QNetwork)``.
 
 Every network exposes ``features`` (everything up to the penultimate activation) and ``head`` (the output
 layer), and every nonlinearity is its own named ``nn.ReLU`` so forward hooks (dormant neurons, srank) can find
@@ -92,7 +92,7 @@ def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-class QNetwork(nn.Module):
+class Network(nn.Module):
     """``head(features(x))``; uint8 pixels are scaled to [0, 1] inside, so replay and acting can stay uint8."""
 
     def __init__(self, features: nn.Sequential, head: nn.Linear, channels_last: bool = False):
@@ -105,6 +105,10 @@ class QNetwork(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x))
+
+
+class QNetwork(Network):
+    """A network whose outputs are (or, through its head, give) action values."""
 
     def q_values(self, x: torch.Tensor) -> torch.Tensor:
         """Action values (B, actions): the output itself, or what a head with ``q_values`` (C51) makes of it."""
@@ -190,14 +194,14 @@ PIXEL = ("nature_cnn", "impala")
 
 
 def build_network(cfg, obs_shape: tuple[int, ...], n_out: int,
-                  head: Callable[[int, int], nn.Module] | None = None) -> QNetwork:
+                  head: Callable[[int, int], nn.Module] | None = None, cls: type[Network] = QNetwork) -> Network:
     """The features of ``cfg.name`` and a head, by default ``nn.Linear(hidden, n_out)``; ``head(hidden, n_out)``
-    builds another (a distributional or dueling head). Pixel networks get Dopamine's init (Xavier-uniform weights,
-    zero biases) on every plain conv and linear layer; MLPs keep PyTorch's default, as CleanRL. Layers of other
-    types (noisy layers) keep their own init."""
+    builds another (a distributional or dueling head), ``cls`` another kind of network (a policy). Pixel networks
+    get Dopamine's init (Xavier-uniform weights, zero biases) on every plain conv and linear layer; MLPs keep
+    PyTorch's default, as CleanRL. Layers of other types (noisy layers) keep their own init."""
     layers, hidden = FEATURES[cfg.name](cfg, tuple(obs_shape))
     channels_last = getattr(cfg, "channels_last", False)
-    net = QNetwork(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last)
+    net = cls(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last)
     if cfg.name in PIXEL:
         for m in net.modules():
             if type(m) in (nn.Conv2d, nn.Linear):

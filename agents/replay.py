@@ -43,9 +43,10 @@ class Batch(NamedTuple):
     indices: np.ndarray  # slots, to write priorities back
 
 
-def bookkeeping_bytes(prioritized: bool) -> int:
-    """Bytes per slot besides the frame: action, return, discount, horizon, two flags (+ a float64 priority)."""
-    return 4 + 4 + 4 + 1 + 1 + 1 + (8 if prioritized else 0)
+def bookkeeping_bytes(prioritized: bool, action_dim: int = 1) -> int:
+    """Bytes per slot besides the frame: action (one int32, or ``action_dim`` float32), return, discount, horizon,
+    two flags (+ a float64 priority)."""
+    return 4 * action_dim + 4 + 4 + 1 + 1 + 1 + (8 if prioritized else 0)
 
 
 class ReplayBuffer:
@@ -53,8 +54,9 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype, stack: int,
                  rng: np.random.Generator, device: torch.device | str = "cpu", n_step: int = 1, gamma: float = 0.99,
-                 prioritized: bool = False):
-        """``stack`` is how many frames each observation holds along its first axis (1 for vector observations)."""
+                 prioritized: bool = False, action_shape: tuple[int, ...] = ()):
+        """``stack`` is how many frames each observation holds along its first axis (1 for vector observations).
+        ``action_shape`` is () for discrete actions (stored as int32), else a continuous action's shape (float32)."""
         if stack > 1 and obs_shape[0] != stack:
             raise ValueError(f"obs_shape {obs_shape} does not start with the stack size {stack}")
         if not 1 <= n_step <= 255 or capacity <= n_step + stack:
@@ -63,7 +65,7 @@ class ReplayBuffer:
         self.n_step, self.gamma, self.prioritized = n_step, gamma, prioritized
         frame_shape = self.obs_shape[1:] if stack > 1 else self.obs_shape
         self.frames = np.zeros((capacity, *frame_shape), dtype=obs_dtype)
-        self.actions = np.zeros(capacity, dtype=np.int32)
+        self.actions = np.zeros((capacity, *action_shape), dtype=np.float32 if action_shape else np.int32)
         self.returns = np.zeros(capacity, dtype=np.float32)
         self.discounts = np.zeros(capacity, dtype=np.float32)
         self.horizon = np.zeros(capacity, dtype=np.uint8)  # slots ahead of the bootstrap frame; 0 = incomplete
@@ -124,7 +126,7 @@ class ReplayBuffer:
     def _frame(self, obs: np.ndarray) -> np.ndarray:
         return obs[-1] if self.stack > 1 else obs
 
-    def _write(self, frame: np.ndarray, action: int, valid: bool) -> int:
+    def _write(self, frame: np.ndarray, action, valid: bool) -> int:
         i = self.cursor
         self.frames[i] = frame
         self.actions[i], self.returns[i], self.discounts[i], self.horizon[i] = action, 0.0, 0.0, 0
@@ -144,7 +146,7 @@ class ReplayBuffer:
         if self.tree is not None:
             self.tree.set(idx, np.full(len(idx), self.tree.max_priority))
 
-    def add(self, obs: np.ndarray, action: int, reward: float, terminated: bool, episode_end: bool,
+    def add(self, obs: np.ndarray, action, reward: float, terminated: bool, episode_end: bool,
             next_obs: np.ndarray) -> None:
         """Store one transition. ``terminated`` stops bootstrapping (also mid-episode, e.g. a lost life);
         ``episode_end`` (terminated or truncated) means the next call starts a new episode from a reset
@@ -212,9 +214,11 @@ class ReplayBuffer:
         losses = losses.detach().to("cpu", torch.float64).numpy()
         self.tree.set(idx, np.sqrt(losses + PRIORITY_EPS))
 
-    def sample_obs(self, n: int, rng: np.random.Generator) -> torch.Tensor:
-        """Observations only, uniform, for probes that must not disturb the learner's sampling RNG."""
-        return self._to_torch(self._stacks(self.sample_indices(n, rng)))
+    def sample_states(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Observations and the actions taken there, uniform, for probes that must not disturb the learner's
+        sampling RNG."""
+        idx = self.sample_indices(n, rng)
+        return self._to_torch(self._stacks(idx)), self._to_torch(self._actions(idx))
 
     def _stacks(self, end: np.ndarray) -> np.ndarray:
         """Observations whose newest frame is in slot ``end``: shape (B, *obs_shape)."""
@@ -232,8 +236,12 @@ class ReplayBuffer:
         to = self._to_torch
         weights = np.ones(len(idx), dtype=np.float32) if weights is None else weights
         next_idx = (idx + self.horizon[idx]) % self.capacity
-        return Batch(to(self._stacks(idx)), to(self.actions[idx].astype(np.int64)), to(self.returns[idx]),
+        return Batch(to(self._stacks(idx)), to(self._actions(idx)), to(self.returns[idx]),
                      to(self._stacks(next_idx)), to(self.discounts[idx]), to(weights), idx)
+
+    def _actions(self, idx: np.ndarray) -> np.ndarray:
+        a = self.actions[idx]
+        return a.astype(np.int64) if a.dtype == np.int32 else a  # int64 for torch's gather
 
     def _to_torch(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device, non_blocking=True)

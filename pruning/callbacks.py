@@ -32,7 +32,8 @@ class PruningCallback(Callback):
     def on_train_start(self, trainer) -> None:
         c = self.cfg
         self.t_start, self.t_end = pruning_window(trainer.total_updates, c.start_frac, c.end_frac)
-        self.pruner = MagnitudePruner(trainer.agent.networks(), c.distribution, c.scope, c.prune_output_layer)
+        targets = trainer.agent.target_networks() if c.mask_targets else None
+        self.pruner = MagnitudePruner(trainer.agent.networks(), c.distribution, c.scope, c.prune_output_layer, targets)
         if self._state is not None:
             self.pruner.load_state_dict(self._state["pruner"])
             self.target, self.last_mask_update = self._state["target"], self._state["last_mask_update"]
@@ -71,10 +72,10 @@ class HealthCallback(Callback):
 
     def measure(self, trainer) -> dict[str, float]:
         t0 = time.perf_counter()
-        obs = trainer.replay.sample_obs(self.cfg.batch_size, self.rng)
+        inputs = trainer.agent.network_inputs(*trainer.replay.sample_states(self.cfg.batch_size, self.rng))
         out: dict[str, float] = {}
         for name, net in trainer.agent.networks().items():
-            out.update(probe(name, net, obs, self.cfg))
+            out.update(probe(name, net, inputs[name], self.cfg))
         trainer.logger.log({**out, "health/probe_seconds": time.perf_counter() - t0}, trainer.env_step)
         return out
 

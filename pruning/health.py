@@ -1,5 +1,6 @@
 """Network-health metrics on a batch of replay states: dormant neurons (Sokar et al. 2023), srank (Kumar et al.
-2021), units whose whole fan-in is pruned, parameter and gradient norms, and output (Q-value) statistics."""
+2021), units whose whole fan-in is pruned, parameter and gradient norms, and output statistics (``q_mean`` for value
+networks, ``output_mean`` for others, e.g. a policy)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> di
     if grads:
         metrics[f"health/{name}/grad_norm"] = float(torch.linalg.vector_norm(torch.stack(
             [torch.linalg.vector_norm(g) for g in grads])))
-    metrics[f"health/{name}/q_mean"] = float(out.float().mean())
-    metrics[f"health/{name}/q_var"] = float(out.float().var())
+    kind = "q" if hasattr(net, "q_values") else "output"  # a policy's outputs are not values
+    metrics[f"health/{name}/{kind}_mean"] = float(out.float().mean())
+    metrics[f"health/{name}/{kind}_var"] = float(out.float().var())
     return metrics

@@ -44,6 +44,7 @@ class PruningConfig:
     distribution: Distribution = Distribution.erk
     scope: Scope = Scope.layer
     prune_output_layer: bool = True
+    mask_targets: bool = False  # also zero the pruned weights of target networks (see README)
 
     def validate(self) -> None:
         require(0 <= self.start_frac < 1, "start_frac", self.start_frac, "must be in [0, 1)")
@@ -74,32 +75,45 @@ class MagnitudePruner:
     pruned tensors' weights are zero (per layer targets from the distribution, or one global ranking)."""
 
     def __init__(self, networks: dict[str, nn.Module], distribution: Distribution = Distribution.erk,
-                 scope: Scope = Scope.layer, prune_output_layer: bool = True):
+                 scope: Scope = Scope.layer, prune_output_layer: bool = True,
+                 targets: dict[str, nn.Module] | None = None):
+        """``targets`` maps a network's name to a copy that gets the same masks (``mask_targets``)."""
         self.params: dict[str, nn.Parameter] = {
             f"{net}/{name}": p for net, module in networks.items() for name, p in prunable_weights(module).items()
             if prune_output_layer or not name.startswith("head.")}
+        self.target_params = {f"{net}/{name}": p for net, module in (targets or {}).items()
+                              for name, p in prunable_weights(module).items() if f"{net}/{name}" in self.params}
         self.distribution, self.scope = distribution, scope
         self.masks: dict[str, torch.Tensor] | None = None  # None: dense, nothing to apply
 
     @torch.no_grad()
     def prune_to(self, sparsity: float) -> None:
-        shapes = {k: tuple(p.shape) for k, p in self.params.items()}
-        scores = {k: p.detach().abs().flatten() for k, p in self.params.items()}
+        """Each network separately reaches ``sparsity`` (its own ERK budget or global ranking), so that an actor
+        and its critics are pruned alike whatever their relative sizes."""
+        kept: dict[str, torch.Tensor] = {}
+        for net in dict.fromkeys(k.split("/", 1)[0] for k in self.params):
+            params = {k: p for k, p in self.params.items() if k.split("/", 1)[0] == net}
+            kept.update(self._keep(params, sparsity))
+        self.masks = {k: torch.empty_like(p).copy_(kept[k].view(p.shape)) for k, p in self.params.items()}
+        self.apply()
+
+    def _keep(self, params: dict[str, nn.Parameter], sparsity: float) -> dict[str, torch.Tensor]:
+        scores = {k: p.detach().abs().flatten() for k, p in params.items()}
         if self.scope == Scope["global"]:
             flat = torch.cat(list(scores.values()))
             keep = top_k_mask(flat, round((1.0 - sparsity) * flat.numel()))
-            kept = dict(zip(scores, keep.split([s.numel() for s in scores.values()]), strict=True))
-        else:
-            dist = erk_densities if self.distribution == Distribution.erk else uniform_densities
-            counts = keep_counts(shapes, dist(shapes, sparsity), sparsity)
-            kept = {k: top_k_mask(s, counts[k]) for k, s in scores.items()}
-        self.masks = {k: torch.empty_like(self.params[k]).copy_(kept[k].view(shapes[k])) for k in self.params}
-        self.apply()
+            return dict(zip(scores, keep.split([s.numel() for s in scores.values()]), strict=True))
+        shapes = {k: tuple(p.shape) for k, p in params.items()}
+        dist = erk_densities if self.distribution == Distribution.erk else uniform_densities
+        counts = keep_counts(shapes, dist(shapes, sparsity), sparsity)
+        return {k: top_k_mask(s, counts[k]) for k, s in scores.items()}
 
     @torch.no_grad()
     def apply(self) -> None:
         if self.masks is not None:
             torch._foreach_mul_(list(self.params.values()), list(self.masks.values()))
+            if self.target_params:
+                torch._foreach_mul_(list(self.target_params.values()), [self.masks[k] for k in self.target_params])
 
     def state_dict(self) -> dict:
         return {"masks": None if self.masks is None else {k: m.clone() for k, m in self.masks.items()}}

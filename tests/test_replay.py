@@ -86,6 +86,19 @@ def test_vector_observations_without_stacking():
     assert b.obs.dtype == torch.float32 and b.actions.dtype == torch.int64
 
 
+def test_continuous_actions_are_stored_as_float_vectors():
+    buf = ReplayBuffer(10, (3,), np.float32, stack=1, rng=np.random.default_rng(0), action_shape=(2,))
+    actions = [np.array([0.25 * t, -0.5], np.float32) for t in range(3)]
+    for t in range(3):
+        buf.add(np.full(3, t, np.float32), actions[t], 1.0, False, t == 2, np.full(3, t + 1, np.float32))
+    b = buf.batch(np.array([0, 2]))
+    assert b.actions.dtype == torch.float32 and b.actions.shape == (2, 2)
+    np.testing.assert_array_equal(b.actions.numpy(), np.stack([actions[0], actions[2]]))
+    obs, acts = buf.sample_states(50, np.random.default_rng(1))
+    assert obs.shape == (50, 3) and acts.shape == (50, 2)
+    np.testing.assert_array_equal(acts.numpy(), np.stack([actions[int(o[0])] for o in obs.numpy()]))
+
+
 def test_sampling_is_uniform_over_transitions():
     buf = ReplayBuffer(1000, (3, 2, 2), np.uint8, stack=3, rng=np.random.default_rng(2))
     play(buf, [([1 + t + 10 * e for t in range(10)], "term") for e in range(20)])
