@@ -62,7 +62,8 @@ def _train(cfg: Config, run_dir: Path, callbacks, stop: StopRequest) -> dict:
     agent = make_agent(cfg, obs_space.shape, env.action_space, np.random.default_rng(agent_seed), device)
     replay = ReplayBuffer(cfg.agent.replay_capacity, obs_space.shape, obs_space.dtype, frame_stack(cfg.env),
                           np.random.default_rng(replay_seed), device, n_step=cfg.agent.n_step, gamma=cfg.agent.gamma,
-                          prioritized=getattr(cfg.agent, "prioritized", False))
+                          prioritized=getattr(cfg.agent, "prioritized", False),
+                          action_shape=env.action_space.shape)
     n_params = {name: count_parameters(net) for name, net in agent.networks().items()}
     print(f"parameters: {n_params} | run folder: {run_dir}", flush=True)
     checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep)

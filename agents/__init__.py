@@ -11,4 +11,8 @@ def make_agent(cfg, obs_shape: tuple[int, ...], action_space, rng, device):
         from agents.rainbow import Rainbow
 
         return Rainbow(cfg.agent, cfg.network, obs_shape, int(action_space.n), rng, device)
+    if cfg.agent.name == "sac":
+        from agents.sac import SAC
+
+        return SAC(cfg.agent, cfg.network, obs_shape, int(action_space.shape[0]), rng, device)
     raise ValueError(f"unknown agent {cfg.agent.name!r}")

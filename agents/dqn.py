@@ -109,6 +109,17 @@ class DQN:
         """What may be pruned and measured. The target is a copy of ``online`` and inherits its zeros."""
         return {"online": self.online}
 
+    def target_networks(self) -> dict[str, nn.Module]:
+        """The hard-copied target, by the name of the network it copies."""
+        return {"online": self.target}
+
+    def network_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What each network takes, for replay states and the actions taken there (health probes)."""
+        return {"online": obs}
+
+    def charts(self, env_step: int) -> dict[str, float]:
+        return {"charts/epsilon": self.epsilon(env_step)}
+
     def epsilon(self, env_step: int) -> float:
         c = self.cfg
         return linear_epsilon(env_step, c.learning_starts, c.epsilon_decay_steps, c.epsilon_start, c.epsilon_end)

@@ -21,6 +21,10 @@ def make_env(cfg, seed: int, mode: str = "train") -> gym.Env:
         from envs.classic import make_classic
 
         env = make_classic(cfg)
+    elif cfg.name == "dmc":
+        from envs.dmc import make_dmc
+
+        env = make_dmc(cfg)
     else:
         raise ValueError(f"unknown env {cfg.name!r}")
     env.action_space.seed(seed)
@@ -32,12 +36,15 @@ def frame_stack(cfg) -> int:
     return getattr(cfg, "frame_stack", 1)
 
 
-def frame_nbytes(cfg) -> int:
-    """Bytes of one stored frame (what replay keeps per transition), without creating an Atari env."""
+def slot_sizes(cfg) -> tuple[int, int]:
+    """Bytes of one stored frame (what replay keeps per transition) and the action's size (1 for discrete
+    actions), without creating an Atari env."""
     if cfg.name == "atari":
-        return cfg.screen_size * cfg.screen_size  # uint8 grayscale
+        return cfg.screen_size * cfg.screen_size, 1  # uint8 grayscale
     env = make_env(cfg, 0)
     try:
-        return int(env.observation_space.dtype.itemsize * np.prod(env.observation_space.shape[frame_stack(cfg) > 1:]))
+        space = env.observation_space
+        frame = int(space.dtype.itemsize * np.prod(space.shape[frame_stack(cfg) > 1:]))
+        return frame, int(np.prod(env.action_space.shape))
     finally:
         env.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gymnasium as gym
-from gymnasium.wrappers import RecordEpisodeStatistics
+import numpy as np
+from gymnasium.wrappers import RecordEpisodeStatistics, RescaleAction
 
 from training.errors import require
 
@@ -27,4 +28,9 @@ class ClassicConfig:
 
 
 def make_classic(cfg: ClassicConfig) -> gym.Env:
-    return RecordEpisodeStatistics(gym.make(cfg.id))
+    """Continuous actions are rescaled to [-1, 1], the range of a squashed policy (and of dm_control)."""
+    env = gym.make(cfg.id)
+    if isinstance(env.action_space, gym.spaces.Box):
+        one = np.ones(env.action_space.shape, env.action_space.dtype)
+        env = RescaleAction(env, -one, one)
+    return RecordEpisodeStatistics(env)

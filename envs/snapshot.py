@@ -20,16 +20,29 @@ import torch
 def rng_state(env: gym.Env) -> dict[str, Any]:
     """The env's random state; taken between episodes it fixes everything the next episodes will do."""
     u = env.unwrapped
-    state: dict[str, Any] = {"np_random": u.np_random.bit_generator.state}
+    state: dict[str, Any] = {"np_random": _generator_state(u.np_random)}
     if hasattr(u, "ale"):
         raw = u.ale.cloneState(include_rng=True).serialize()
         state["ale"] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
     return state
 
 
+def _generator_state(rng) -> dict[str, Any]:
+    """A ``Generator``'s state, or a legacy ``RandomState``'s (dm_control) with its key as a tensor, so that
+    checkpoints load with ``weights_only=True``."""
+    if isinstance(rng, np.random.RandomState):
+        s = rng.get_state(legacy=False)
+        return {**s, "state": {**s["state"], "key": torch.from_numpy(s["state"]["key"].astype(np.int64))}}
+    return rng.bit_generator.state
+
+
 def set_rng_state(env: gym.Env, state: dict[str, Any]) -> None:
     u = env.unwrapped
-    u.np_random.bit_generator.state = state["np_random"]
+    if isinstance(u.np_random, np.random.RandomState):
+        s = state["np_random"]
+        u.np_random.set_state({**s, "state": {**s["state"], "key": s["state"]["key"].numpy().astype(np.uint32)}})
+    else:
+        u.np_random.bit_generator.state = state["np_random"]
     if "ale" in state:
         import ale_py
 

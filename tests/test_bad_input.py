@@ -1,17 +1,34 @@
-"""Every user mistake: exit code 2, one line naming the key and what is allowed, no traceback, no run folder."""
+"""Every user mistake: exit code 2, one line naming the key and what is allowed, no traceback, no run folder.
+
+Each case goes through ``preflight``, the check ``train.py`` runs before anything else, in this process; a
+sample of them also runs as a real ``python train.py`` command, which checks the exit code and the printed line.
+"""
 
 import pytest
 
+import train  # noqa: F401  (registers the config schemas, as running train.py does)
 from tests.conftest import run_train
+from training.preflight import UserError, preflight
 
 CASES = [
     # (overrides, words the one line must contain)
-    (["agent=ppo"], ["agent=ppo", "allowed: dqn"]),
-    (["env=mujoco"], ["env=mujoco", "atari, classic"]),
+    (["agent=ppo"], ["agent=ppo", "allowed: dqn, rainbow, sac"]),
+    (["env=mujoco"], ["env=mujoco", "atari, classic, dmc"]),
     (["network=resnet"], ["network=resnet", "impala, mlp, nature_cnn"]),
     (["env.id=Pongg"], ["env.id", "Pongg", "Pong", "Breakout"]),
     (["env=classic", "env.id=CartPole-v9"], ["env.id", "CartPole-v9", "CartPole-v1"]),
-    (["env=classic", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "discrete"]),
+    (["env=classic", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "discrete", "agent=sac"]),
+    (["env=dmc"], ["env.id", "cartpole-swingup", "discrete", "agent=sac"]),
+    (["agent=sac"], ["env.id", "Pong", "continuous", "env=dmc"]),
+    (["agent=sac", "env=classic", "env.id=CartPole-v1"], ["env.id", "CartPole-v1", "continuous"]),
+    (["agent=sac", "env=dmc", "env.id=walker-fly"], ["env.id", "walker-fly", "walker-walk", "cartpole-swingup"]),
+    (["agent=sac", "env=dmc", "network=nature_cnn"],
+     ["network=nature_cnn", "conf/tuned/sac_dmc.yaml", "allowed here: mlp"]),
+    (["agent=sac", "env=dmc", "env.action_repeat=0"], ["env.action_repeat", ">= 1"]),
+    (["agent=sac", "env=dmc", "agent.tau=0"], ["agent.tau", "(0, 1]"]),
+    (["agent=sac", "env=dmc", "agent.log_std_min=3"], ["agent.log_std_min", "agent.log_std_max (2.0)"]),
+    (["agent=sac", "env=dmc", "agent.epsilon_end=0.1"], ["unknown key 'agent.epsilon_end'", "tau"]),
+    (["agent=sac", "env=dmc", "pruning.mask_targets=sometimes"], ["pruning.mask_targets=sometimes", "bool"]),
     (["total_env_steps=-5"], ["total_env_steps", "-5", "positive"]),
     (["total_env_steps=0"], ["total_env_steps", "positive"]),
     (["total_env_steps=1.5"], ["total_env_steps=1.5", "integer"]),
@@ -61,16 +78,33 @@ CASES = [
 ]
 
 
+def check_line(line: str, words: list[str]) -> None:
+    assert line.startswith("error: ") and "\n" not in line, line
+    for word in words:
+        assert word in line, (word, line)
+
+
 @pytest.mark.parametrize("overrides, words", CASES, ids=[" ".join(c[0]) for c in CASES])
 def test_bad_input_is_one_clear_line(tmp_path, overrides, words):
+    run_dir = tmp_path / "run"
+    with pytest.raises(UserError) as e:
+        preflight([f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={run_dir}", *overrides])
+    check_line(f"error: {e.value}", words)  # what train.py prints
+    assert not run_dir.exists()
+
+
+COMMANDS = [c for c in CASES if c[0] in (["agent=ppo"], ["total_env_steps=1e6"], ["agent.lrr=0.1"], ["sparsity=1.0"],
+                                          ["agent=sac"], ["-m", "seed=0,1", "agent=dqn,ppo"])]
+
+
+@pytest.mark.parametrize("overrides, words", COMMANDS, ids=[" ".join(c[0]) for c in COMMANDS])
+def test_bad_command_exits_2_with_one_line(tmp_path, overrides, words):
     run_dir = tmp_path / "run"
     out = run_train(f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={run_dir}", *overrides, timeout=120)
     assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("error: ")
-    for word in words:
-        assert word in lines[0], (word, lines[0])
+    check_line(lines[0], words)
     assert "Traceback" not in out.stderr + out.stdout
     assert not run_dir.exists()
 

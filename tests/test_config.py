@@ -5,8 +5,10 @@ import yaml
 
 from agents.dqn import DQNConfig, Loss
 from agents.networks import MLPConfig, NatureCNNConfig, Padding
+from agents.sac import SACConfig
 from envs.atari import AtariConfig, Profile
 from envs.classic import ClassicConfig
+from envs.dmc import DMCConfig
 from tests.conftest import run_train
 from training.preflight import group_options
 
@@ -30,6 +32,7 @@ def test_every_group_option_composes(compose_cfg, group):
     assert options
     for option in options:
         extra = ["network=mlp"] if option == "mlp" or (group, option) == ("env", "classic") else []
+        extra += {("agent", "sac"): ["env=dmc"], ("env", "dmc"): ["agent=sac"]}.get((group, option), [])
         cfg = compose_cfg(f"{group}={option}", *extra)
         assert getattr(cfg, group).name == option
 
@@ -53,6 +56,19 @@ def test_classic_env_gets_the_mlp_and_its_tuned_dqn_defaults(compose_cfg):
     assert cfg.total_env_steps == tuned["total_env_steps"]
     # a user override still wins over the tuned defaults
     assert compose_cfg("env=classic", "agent.lr=0.1").agent.lr == 0.1
+
+
+def test_sac_gets_2x256_mlps_and_its_env_defaults(compose_cfg):
+    dmc = compose_cfg("agent=sac", "env=dmc")
+    assert isinstance(dmc.agent, SACConfig) and isinstance(dmc.env, DMCConfig) and isinstance(dmc.network, MLPConfig)
+    assert dmc.network.hidden_sizes == [256, 256] and dmc.total_env_steps == 1_000_000
+    assert dmc.agent.actor_lr == dmc.agent.critic_lr == dmc.agent.alpha_lr == 3e-4
+    assert (dmc.agent.batch_size, dmc.agent.tau, dmc.agent.learning_starts) == (256, 0.005, 10_000)
+    pendulum = compose_cfg("agent=sac", "env=classic")
+    assert pendulum.env.id == "Pendulum-v1" and pendulum.agent.learning_starts == 5_000
+    assert compose_cfg("agent=sac", "env=classic", "env.id=MountainCarContinuous-v0").env.id == \
+        "MountainCarContinuous-v0"
+    assert compose_cfg("agent=sac", "env=dmc", "network.width=5").network.width == 5
 
 
 def test_cfg_job_prints_the_resolved_config():

@@ -102,3 +102,27 @@ def test_rainbow_impala_pong_run_is_pruned_with_its_c51_head(tmp_path):
     assert -10 <= last["losses/q_values"] <= 10 and -10 <= last["health/online/q_mean"] <= 10
     acc = EventAccumulator(str(tmp_path / "tb")).Reload()
     assert [e.step for e in acc.Scalars("losses/c51_loss")][-1] == 900
+
+
+def test_sac_cartpole_swingup_run_prunes_actor_and_both_critics(tmp_path):
+    """SAC at sparsity 0.9 on real dm_control: each of the three networks ends at 0.9, through the same callback
+    as DQN, with CleanRL's SAC tags and the health metrics per network in TensorBoard."""
+    out = run_train("agent=sac", "env=dmc", "env.id=cartpole-swingup", "sparsity=0.9", "total_env_steps=2000",
+                    "agent.learning_starts=500", "network.hidden_sizes=[64,64]", "pruning.update_freq_updates=100",
+                    "eval.episodes=1", "health.every_updates=500", "progress=false", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["updates"] == 1500 and summary["agent"] == "sac" and summary["env_id"] == "cartpole-swingup"
+    for name in ("actor", "critic1", "critic2"):
+        assert summary["sparsity_per_network"][name] == pytest.approx(0.9, abs=1e-3), name
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in ("losses/qf1_loss", "losses/qf2_loss", "losses/actor_loss", "losses/alpha", "losses/alpha_loss",
+                "losses/qf1_values", "charts/episodic_return", "eval/episodic_return", "sparsity/actor",
+                "sparsity/critic1", "sparsity/critic2", "sparsity/actor/head.weight", "sparsity/critic2/head.weight",
+                "dormant/actor/tau_0.1", "dormant/critic1/tau_0.1", "dormant/critic2/features.relu2/tau_0",
+                "health/actor/srank", "health/actor/output_mean", "health/critic1/q_mean", "health/critic2/srank"):
+        assert tag in tags, tag
+    assert "losses/td_loss" not in tags and "charts/epsilon" not in tags and "health/actor/q_mean" not in tags
+    assert [e.value for e in acc.Scalars("charts/episodic_length")] == [1000, 1000]  # two truncated episodes

@@ -56,18 +56,19 @@ def tb_steps(run_dir, tag):
     return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
-def final_weights(run_dir):
+def final_weights(run_dir, network):
     path, state, _, _ = Checkpointer(run_dir / "checkpoints", 1).load_latest()
-    return state["agent"]["online"]
+    return state["agent"][network]
 
 
-def assert_same_run(a, b, loss="losses/td_loss"):
+def assert_same_run(a, b, loss="losses/td_loss", networks=("online",)):
     assert summary(b) == summary(a)
     assert metric_rows(b) == metric_rows(a)
     for tag in (loss, "charts/episodic_return", "eval/episodic_return", "sparsity/total"):
         assert tb_steps(b, tag) == tb_steps(a, tag), tag
-    wa, wb = final_weights(a), final_weights(b)
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    for network in networks:
+        wa, wb = final_weights(a, network), final_weights(b, network)
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +227,24 @@ def test_atari_kill_and_resume_is_exact(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {b}/checkpoints/step_000000000800" in resumed.stdout
     assert_same_run(a, b)
+
+
+def test_sac_on_dm_control_kill_and_resume_is_exact(tmp_path):
+    """Killed 703 steps into a 1,000-step cartpole-swingup episode, during pruning: the resumed run restores
+    dm_control's legacy RandomState, re-plays the continuous actions, and continues the actor's sampling noise."""
+    args = ["agent=sac", "env=dmc", "network.hidden_sizes=[64,64]", "total_env_steps=2400",
+            "agent.learning_starts=500", "sparsity=0.9", "pruning.update_freq_updates=100",
+            "checkpoint.every_env_steps=400", "eval.every_env_steps=1200", "eval.episodes=1",
+            "health.every_updates=500", "progress=false"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_train(*args, f"hydra.run.dir={a}").returncode == 0
+    killed = interrupt("SIGKILL", "step", 1703, [*args, f"hydra.run.dir={b}"])
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = run_train(*args, f"hydra.run.dir={b}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {b}/checkpoints/step_000000001600" in resumed.stdout
+    assert_same_run(a, b, loss="losses/qf1_loss", networks=("actor", "critic1", "critic2", "target1", "target2"))
+    assert summary(b)["sparsity_per_network"]["actor"] == pytest.approx(0.9, abs=1e-3)
 
 
 def test_rerunning_a_complete_run_does_no_work(tmp_path, cartpole_baseline):

@@ -15,19 +15,22 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from agents.dqn import DQNConfig
 from agents.networks import ImpalaConfig, MLPConfig, NatureCNNConfig
 from agents.rainbow import RainbowConfig
+from agents.sac import SACConfig
 from envs.atari import AtariConfig
 from envs.classic import ClassicConfig
+from envs.dmc import DMCConfig
 from pruning.health import HealthConfig
 from pruning.pruner import PruningConfig
 from training.checkpoint import CheckpointConfig
 from training.errors import ConfigError, require
 
-AGENTS = {"dqn": DQNConfig, "rainbow": RainbowConfig}
-ENVS = {"atari": AtariConfig, "classic": ClassicConfig}
+AGENTS = {"dqn": DQNConfig, "rainbow": RainbowConfig, "sac": SACConfig}
+ENVS = {"atari": AtariConfig, "classic": ClassicConfig, "dmc": DMCConfig}
 NETWORKS = {"nature_cnn": NatureCNNConfig, "impala": ImpalaConfig, "mlp": MLPConfig}
 PIXEL_NETWORKS = ("nature_cnn", "impala")
 PRUNING = {"gmp": PruningConfig}
 DISCRETE_AGENTS = ("dqn", "rainbow")
+CONTINUOUS_AGENTS = ("sac",)
 
 
 @dataclass
@@ -92,11 +95,13 @@ def validate(cfg: Config) -> None:
     require(cfg.agent.replay_capacity > cfg.agent.n_step + frame_stack(cfg.env), "agent.replay_capacity",
             cfg.agent.replay_capacity, f"must exceed agent.n_step ({cfg.agent.n_step}) + env.frame_stack "
             f"({frame_stack(cfg.env)})")
-    if cfg.agent.name in DISCRETE_AGENTS and cfg.env.name == "classic":
-        from envs.classic import CONTINUOUS_IDS
-
-        require(cfg.env.id not in CONTINUOUS_IDS, "env.id", cfg.env.id,
-                f"agent={cfg.agent.name} needs discrete actions; {cfg.env.id} has continuous actions")
+    continuous = env_is_continuous(cfg.env)
+    if cfg.agent.name in DISCRETE_AGENTS:
+        require(not continuous, "env.id", cfg.env.id,
+                f"agent={cfg.agent.name} needs discrete actions; {cfg.env.id} has continuous actions (use agent=sac)")
+    if cfg.agent.name in CONTINUOUS_AGENTS:
+        require(continuous, "env.id", cfg.env.id, f"agent={cfg.agent.name} needs continuous actions; {cfg.env.id} "
+                f"has discrete actions (use agent=dqn or agent=rainbow, or env=dmc)")
     if cfg.sparsity > 0:
         from training.loop import count_updates
 
@@ -104,5 +109,14 @@ def validate(cfg: Config) -> None:
         require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
                 cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
                 f"the first one (agent.learning_starts={a.learning_starts})")
-    require(not (cfg.network.name in PIXEL_NETWORKS and cfg.env.name == "classic"), "network", cfg.network.name,
-            "env=classic has vector observations; use network=mlp")
+    require(not (cfg.network.name in PIXEL_NETWORKS and cfg.env.name in ("classic", "dmc")), "network",
+            cfg.network.name, f"env={cfg.env.name} has vector observations; use network=mlp")
+
+
+def env_is_continuous(env_cfg) -> bool:
+    """Whether the env's actions are continuous, from the config alone (no env is built)."""
+    if env_cfg.name == "classic":
+        from envs.classic import CONTINUOUS_IDS
+
+        return env_cfg.id in CONTINUOUS_IDS
+    return env_cfg.name == "dmc"

@@ -216,7 +216,7 @@ class Trainer:
             sps = (self.env_step - self._window_step) / (now - self._window_t)
             logger.log({**self.train_metrics, "charts/SPS": sps,
                         "charts/SPS_cumulative": (self.env_step - self._start_step) / (now - self._t0),
-                        "charts/epsilon": self.agent.epsilon(self.env_step), "charts/updates": self.updates},
+                        **self.agent.charts(self.env_step), "charts/updates": self.updates},
                        self.env_step)
             self._bar.update(self.env_step - self._bar.n)
             self._bar.set_postfix(SPS=f"{sps:.0f}", ret=f"{self.episode_return:.1f}", refresh=False)

@@ -122,9 +122,10 @@ def check_space(path: Path, need_bytes: int, what: str, key: str) -> None:
 def checkpoint_bytes(cfg) -> int:
     """Upper estimate of one checkpoint's replay part: every slot the run can fill (frame + bookkeeping)."""
     from agents.replay import bookkeeping_bytes
-    from envs import frame_nbytes
+    from envs import slot_sizes
 
     if not cfg.checkpoint.replay:
         return 0
-    extra = bookkeeping_bytes(getattr(cfg.agent, "prioritized", False))
-    return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame_nbytes(cfg.env) + extra)
+    frame, action_dim = slot_sizes(cfg.env)
+    extra = bookkeeping_bytes(getattr(cfg.agent, "prioritized", False), action_dim)
+    return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame + extra)

@@ -1,0 +1,196 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, "SAC: algorithms and applications") with automatic entropy tuning.
+
+A squashed-Gaussian actor, twin critics with Polyak-averaged targets, and a learned temperature α. Defaults follow
+Dopamine's JAX SAC (``dopamine/jax/agents/sac/sac.py`` and ``configs/sac.gin``: Adam 3e-4 for all three, batch
+256, γ 0.99, τ 0.005, 10k warm-up steps, one update per step) with Haarnoja et al.'s target entropy −|A|
+(Dopamine's code default is −|A|/2). Actions live in [-1, 1]; the env factory rescales continuous action spaces.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.networks import Network, build_network
+from agents.replay import Batch
+from training.errors import require
+
+LOG_2 = math.log(2.0)
+
+
+@dataclass
+class SACConfig:
+    name: str = "sac"
+    learning_starts: int = 10_000  # agent steps of uniform random actions before the first update
+    replay_capacity: int = 1_000_000
+    batch_size: int = 256
+    update_period: int = 1  # one gradient update (critics, actor, α) every this many agent steps
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    adam_eps: float = 1e-8
+    gamma: float = 0.99
+    n_step: int = 1
+    tau: float = 0.005  # Polyak factor of the target critics, after every update
+    init_alpha: float = 1.0
+    autotune: bool = True  # learn α; false keeps it at init_alpha
+    target_entropy: float | None = None  # null = −|A| (Haarnoja et al.)
+    log_std_min: float = -5.0  # the actor's log σ is squashed into [min, max] with a tanh (as CleanRL)
+    log_std_max: float = 2.0
+
+    def validate(self) -> None:
+        require(self.learning_starts >= 1, "learning_starts", self.learning_starts,
+                "must be >= 1 (the first update needs a complete transition in replay)")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        require(self.replay_capacity >= self.batch_size, "replay_capacity", self.replay_capacity,
+                f"must be >= agent.batch_size ({self.batch_size})")
+        require(self.update_period >= 1, "update_period", self.update_period, "must be >= 1")
+        for key in ("actor_lr", "critic_lr", "alpha_lr", "adam_eps", "init_alpha"):
+            require(getattr(self, key) > 0, key, getattr(self, key), "must be > 0")
+        require(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1]")
+        require(1 <= self.n_step <= 255, "n_step", self.n_step, "must be in [1, 255]")
+        require(0 < self.tau <= 1, "tau", self.tau, "must be in (0, 1]")
+        require(self.log_std_min < self.log_std_max, "log_std_min", self.log_std_min,
+                f"must be below agent.log_std_max ({self.log_std_max})")
+
+
+def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log π(a) of a = tanh(u), u ~ N(mean, σ²), summed over action dims: the Gaussian log-density of u minus
+    log(1 − tanh(u)²) = 2 (log 2 − u − softplus(−2u)), the stable form (no log(1 − a² + ε) fudge)."""
+    gaussian = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2.0 * (LOG_2 - u - F.softplus(-2.0 * u))
+    return (gaussian - log_det).sum(dim=-1)
+
+
+class Actor(Network):
+    """Outputs (B, 2·|A|): the Gaussian's mean and unsquashed log σ, which ``dist`` splits and bounds."""
+
+    log_std_min, log_std_max = -5.0, 2.0
+
+    def dist(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self(obs).chunk(2, dim=-1)
+        lo, hi = self.log_std_min, self.log_std_max
+        return mean, lo + 0.5 * (hi - lo) * (torch.tanh(log_std) + 1.0)
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action in (-1, 1) and its log-probability."""
+        mean, log_std = self.dist(obs)
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        return torch.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
+
+
+class SAC:
+    def __init__(self, cfg: SACConfig, network_cfg, obs_shape: tuple[int, ...], action_dim: int,
+                 rng: np.random.Generator, device: torch.device):
+        self.cfg, self.action_dim, self.rng, self.device = cfg, action_dim, rng, device
+        obs_dim = math.prod(obs_shape)
+        self.actor = build_network(network_cfg, obs_shape, 2 * action_dim, cls=Actor).to(device)
+        self.actor.log_std_min, self.actor.log_std_max = cfg.log_std_min, cfg.log_std_max
+        self.critic1 = build_network(network_cfg, (obs_dim + action_dim,), 1).to(device)
+        self.critic2 = build_network(network_cfg, (obs_dim + action_dim,), 1).to(device)
+        self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
+        self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=device, requires_grad=cfg.autotune)
+        self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+        adam = {"eps": cfg.adam_eps, **({"fused": True} if device.type in ("cpu", "cuda") else {})}
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, **adam)
+        self.critic_opt = torch.optim.Adam([*self.critic1.parameters(), *self.critic2.parameters()],
+                                           lr=cfg.critic_lr, **adam)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, eps=cfg.adam_eps)
+        self._online = [*self.critic1.parameters(), *self.critic2.parameters()]
+        self._targets = [*self.target1.parameters(), *self.target2.parameters()]
+        self.updates = 0
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critic1": self.critic1, "critic2": self.critic2}
+
+    def target_networks(self) -> dict[str, nn.Module]:
+        """Polyak averages of the critics, by the name of the network they follow."""
+        return {"critic1": self.target1, "critic2": self.target2}
+
+    def network_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What each network takes, for replay states and the actions taken there (health probes)."""
+        sa = torch.cat([obs.flatten(1), actions], dim=1)
+        return {"actor": obs, "critic1": sa, "critic2": sa}
+
+    def charts(self, env_step: int) -> dict[str, float]:
+        return {}
+
+    def act(self, obs: np.ndarray, env_step: int, eval_mode: bool = False) -> np.ndarray:
+        """Uniform random actions until ``learning_starts``, then a policy sample; the mean's tanh in evaluation."""
+        if not eval_mode and env_step < self.cfg.learning_starts:
+            return self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
+        with torch.inference_mode():
+            x = torch.from_numpy(np.asarray(obs, dtype=np.float32)).to(self.device).unsqueeze(0)
+            action = torch.tanh(self.actor.dist(x)[0]) if eval_mode else self.actor.sample(x)[0]
+        return action.squeeze(0).cpu().numpy()
+
+    def q(self, critic: nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return critic(torch.cat([obs.flatten(1), actions], dim=1)).squeeze(1)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Critics on the soft TD target, then the actor and α on the same batch, then the Polyak step. Returns
+        detached tensors tagged as CleanRL's ``sac_continuous_action.py``."""
+        alpha = self.log_alpha.detach().exp()
+        with torch.no_grad():
+            next_a, next_logp = self.actor.sample(batch.next_obs)
+            next_q = torch.min(self.q(self.target1, batch.next_obs, next_a), self.q(self.target2, batch.next_obs,
+                                                                                     next_a))
+            target = batch.returns + batch.discounts * (next_q - alpha * next_logp)
+        q1, q2 = self.q(self.critic1, batch.obs, batch.actions), self.q(self.critic2, batch.obs, batch.actions)
+        qf1_loss, qf2_loss = F.mse_loss(q1, target), F.mse_loss(q2, target)
+        self.critic_opt.zero_grad(set_to_none=True)
+        (qf1_loss + qf2_loss).backward()
+        self.critic_opt.step()
+
+        a, logp = self.actor.sample(batch.obs)
+        self._critics_grad(False)  # the actor's loss differentiates through the critics, not into their weights
+        q_pi = torch.min(self.q(self.critic1, batch.obs, a), self.q(self.critic2, batch.obs, a))
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self._critics_grad(True)
+        self.actor_opt.step()
+
+        metrics = {"losses/qf1_values": q1.detach().mean(), "losses/qf2_values": q2.detach().mean(),
+                   "losses/qf1_loss": qf1_loss.detach(), "losses/qf2_loss": qf2_loss.detach(),
+                   "losses/qf_loss": (qf1_loss.detach() + qf2_loss.detach()) / 2.0,
+                   "losses/actor_loss": actor_loss.detach(), "losses/alpha": alpha,
+                   "losses/entropy": -logp.detach().mean()}
+        if self.cfg.autotune:
+            alpha_loss = -(self.log_alpha.exp() * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+            metrics["losses/alpha_loss"] = alpha_loss.detach()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._targets, self._online, self.cfg.tau)
+        self.updates += 1
+        return metrics
+
+    def _critics_grad(self, on: bool) -> None:
+        for p in self._online:
+            p.requires_grad_(on)
+
+    def state_dict(self) -> dict:
+        return {"actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(),
+                "critic2": self.critic2.state_dict(), "target1": self.target1.state_dict(),
+                "target2": self.target2.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                "alpha_opt": self.alpha_opt.state_dict(), "updates": self.updates,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("actor", "critic1", "critic2", "target1", "target2"):
+            getattr(self, key).load_state_dict(state[key])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        for key in ("actor_opt", "critic_opt", "alpha_opt"):
+            getattr(self, key).load_state_dict(state[key])
+        self.updates, self.rng.bit_generator.state = state["updates"], state["rng"]
