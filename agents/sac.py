@@ -36,8 +36,8 @@ class SACConfig:
     alpha_lr: float = 3e-4
     adam_eps: float = 1e-8
     gamma: float = 0.99
-    n_step: int = 1
-    tau: float = 0.005  # Polyak factor of the target critics, after every update
+    n_step: int = 1  # only 1 (the soft target's entropy term is per step)
+    tau: float = 0.005  # Polyak factor of the target critics, once per update
     init_alpha: float = 1.0
     autotune: bool = True  # learn α; false keeps it at init_alpha
     target_entropy: float | None = None  # null = −|A| (Haarnoja et al.)
@@ -54,7 +54,8 @@ class SACConfig:
         for key in ("actor_lr", "critic_lr", "alpha_lr", "adam_eps", "init_alpha"):
             require(getattr(self, key) > 0, key, getattr(self, key), "must be > 0")
         require(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1]")
-        require(1 <= self.n_step <= 255, "n_step", self.n_step, "must be in [1, 255]")
+        require(self.n_step == 1, "n_step", self.n_step,
+                "must be 1: an n-step soft target would need the entropy terms of the steps in between")
         require(0 < self.tau <= 1, "tau", self.tau, "must be in (0, 1]")
         require(self.log_std_min < self.log_std_max, "log_std_min", self.log_std_min,
                 f"must be below agent.log_std_max ({self.log_std_max})")
@@ -135,8 +136,14 @@ class SAC:
         return critic(torch.cat([obs.flatten(1), actions], dim=1)).squeeze(1)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Critics on the soft TD target, then the actor and α on the same batch, then the Polyak step. Returns
-        detached tensors tagged as CleanRL's ``sac_continuous_action.py``."""
+        """One gradient step, as Dopamine's JAX SAC: the critic, actor and temperature losses are all computed from
+        the same parameters, then each part takes its Adam step. The actor's loss goes through the critics with
+        their weights frozen. The Polyak step that follows an update is taken at the start of the next one: the
+        same targets reach every loss, but only after the loop's callbacks have run, so with pruning a target
+        averages masked critics, never weights that the step moved and the mask will zero. Returns detached
+        tensors tagged as CleanRL's ``sac_continuous_action.py``."""
+        with torch.no_grad():
+            torch._foreach_lerp_(self._targets, self._online, self.cfg.tau)  # a no-op at the first update
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
             next_a, next_logp = self.actor.sample(batch.next_obs)
@@ -145,19 +152,16 @@ class SAC:
             target = batch.returns + batch.discounts * (next_q - alpha * next_logp)
         q1, q2 = self.q(self.critic1, batch.obs, batch.actions), self.q(self.critic2, batch.obs, batch.actions)
         qf1_loss, qf2_loss = F.mse_loss(q1, target), F.mse_loss(q2, target)
-        self.critic_opt.zero_grad(set_to_none=True)
-        (qf1_loss + qf2_loss).backward()
-        self.critic_opt.step()
-
         a, logp = self.actor.sample(batch.obs)
-        self._critics_grad(False)  # the actor's loss differentiates through the critics, not into their weights
+        self._critics_grad(False)
         q_pi = torch.min(self.q(self.critic1, batch.obs, a), self.q(self.critic2, batch.obs, a))
-        actor_loss = (alpha * logp - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
         self._critics_grad(True)
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        self.actor_opt.zero_grad(set_to_none=True)
+        (qf1_loss + qf2_loss + actor_loss).backward()
+        self.critic_opt.step()
         self.actor_opt.step()
-
         metrics = {"losses/qf1_values": q1.detach().mean(), "losses/qf2_values": q2.detach().mean(),
                    "losses/qf1_loss": qf1_loss.detach(), "losses/qf2_loss": qf2_loss.detach(),
                    "losses/qf_loss": (qf1_loss.detach() + qf2_loss.detach()) / 2.0,
@@ -169,8 +173,6 @@ class SAC:
             alpha_loss.backward()
             self.alpha_opt.step()
             metrics["losses/alpha_loss"] = alpha_loss.detach()
-        with torch.no_grad():
-            torch._foreach_lerp_(self._targets, self._online, self.cfg.tau)
         self.updates += 1
         return metrics
 

@@ -26,6 +26,7 @@ CASES = [
      ["network=nature_cnn", "conf/tuned/sac_dmc.yaml", "allowed here: mlp"]),
     (["agent=sac", "env=dmc", "env.action_repeat=0"], ["env.action_repeat", ">= 1"]),
     (["agent=sac", "env=dmc", "agent.tau=0"], ["agent.tau", "(0, 1]"]),
+    (["agent=sac", "env=dmc", "agent.n_step=3"], ["agent.n_step", "must be 1"]),
     (["agent=sac", "env=dmc", "agent.log_std_min=3"], ["agent.log_std_min", "agent.log_std_max (2.0)"]),
     (["agent=sac", "env=dmc", "agent.epsilon_end=0.1"], ["unknown key 'agent.epsilon_end'", "tau"]),
     (["agent=sac", "env=dmc", "pruning.mask_targets=sometimes"], ["pruning.mask_targets=sometimes", "bool"]),

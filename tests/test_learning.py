@@ -9,9 +9,10 @@ from tests.conftest import run_train
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_dqn_solves_cartpole_in_100k_steps(tmp_path, seed):
-    out = run_train("agent=dqn", "env=classic", "env.id=CartPole-v1", "total_env_steps=100000", f"seed={seed}",
+def test_dqn_solves_cartpole_in_100k_steps(tmp_path):
+    """Seed 0 of the four in the README's table (all end at 500); the others are left out to keep the suite near 20
+    minutes."""
+    out = run_train("agent=dqn", "env=classic", "env.id=CartPole-v1", "total_env_steps=100000", "seed=0",
                     "progress=false", f"hydra.run.dir={tmp_path}", timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -20,17 +21,16 @@ def test_dqn_solves_cartpole_in_100k_steps(tmp_path, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("width, threshold", [(1, 150), (2, 450)])
-def test_dqn_learns_cartpole_at_90_percent_sparsity(tmp_path, width, threshold):
-    """At width 1 (10.7k weights, 1.1k kept) the pruned agent learns but ends below the dense 500 (185.5 with
-    seed 0); at width 2 it reaches 500 like the dense one, the paper's point that pruning pays as width grows."""
+def test_dqn_learns_cartpole_at_90_percent_sparsity_at_width_2(tmp_path):
+    """At width 2 (42k weights, 4.2k kept) the pruned agent reaches 500 like the dense one. At width 1 (10.7k
+    weights, 1.1k kept) it learns but ends below the dense 500 (185.5 with seed 0, README), the paper's point that
+    pruning pays as width grows; that run is not repeated here, to keep the suite near 20 minutes."""
     out = run_train("agent=dqn", "env=classic", "env.id=CartPole-v1", "total_env_steps=100000", "seed=0",
-                    "sparsity=0.9", f"network.width={width}", "progress=false", f"hydra.run.dir={tmp_path}",
-                    timeout=1200)
+                    "sparsity=0.9", "network.width=2", "progress=false", f"hydra.run.dir={tmp_path}", timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3)
-    assert summary["final_eval_return"] >= threshold, summary
+    assert summary["final_eval_return"] >= 450, summary
 
 
 @pytest.mark.slow
