@@ -17,7 +17,7 @@ from torch import nn
 
 from agents.exploration import linear_epsilon
 from agents.networks import build_network
-from agents.replay import Batch
+from agents.replay import Batch, check_learning_schedule
 from training.errors import require
 
 
@@ -49,12 +49,7 @@ class ValueAgentConfig:
     eval_epsilon: float = 0.001
 
     def validate(self) -> None:
-        require(self.learning_starts >= 1, "learning_starts", self.learning_starts,
-                "must be >= 1 (the first update needs a complete transition in replay)")
-        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
-        require(self.replay_capacity >= self.batch_size, "replay_capacity", self.replay_capacity,
-                f"must be >= agent.batch_size ({self.batch_size})")
-        require(self.update_period >= 1, "update_period", self.update_period, "must be >= 1")
+        check_learning_schedule(self)
         require(self.target_update_period >= self.update_period and
                 self.target_update_period % self.update_period == 0, "target_update_period",
                 self.target_update_period, f"must be a positive multiple of agent.update_period ({self.update_period})")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from agents.sum_tree import SumTree
+from training.errors import require
 
 SAMPLE_LOSSES = "sample_losses"  # key of the per-transition losses an agent returns for prioritized replay
 PRIORITY_EPS = 1e-10  # Dopamine: priority = sqrt(loss + 1e-10)
@@ -41,6 +42,16 @@ class Batch(NamedTuple):
     discounts: torch.Tensor  # γ^k, or 0 where the episode terminated within the horizon (no bootstrapping)
     weights: torch.Tensor  # importance-sampling weights (ones for uniform replay)
     indices: np.ndarray  # slots, to write priorities back
+
+
+def check_learning_schedule(cfg) -> None:
+    """The replay keys every agent config shares: warm-up, batch, capacity, update period (agent steps)."""
+    require(cfg.learning_starts >= 1, "learning_starts", cfg.learning_starts,
+            "must be >= 1 (the first update needs a complete transition in replay)")
+    require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "must be >= 1")
+    require(cfg.replay_capacity >= cfg.batch_size, "replay_capacity", cfg.replay_capacity,
+            f"must be >= agent.batch_size ({cfg.batch_size})")
+    require(cfg.update_period >= 1, "update_period", cfg.update_period, "must be >= 1")
 
 
 def bookkeeping_bytes(prioritized: bool, action_dim: int = 1) -> int:

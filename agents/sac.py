@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.networks import Network, build_network
-from agents.replay import Batch
+from agents.replay import Batch, check_learning_schedule
 from training.errors import require
 
 LOG_2 = math.log(2.0)
@@ -45,12 +45,7 @@ class SACConfig:
     log_std_max: float = 2.0
 
     def validate(self) -> None:
-        require(self.learning_starts >= 1, "learning_starts", self.learning_starts,
-                "must be >= 1 (the first update needs a complete transition in replay)")
-        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
-        require(self.replay_capacity >= self.batch_size, "replay_capacity", self.replay_capacity,
-                f"must be >= agent.batch_size ({self.batch_size})")
-        require(self.update_period >= 1, "update_period", self.update_period, "must be >= 1")
+        check_learning_schedule(self)
         for key in ("actor_lr", "critic_lr", "alpha_lr", "adam_eps", "init_alpha"):
             require(getattr(self, key) > 0, key, getattr(self, key), "must be > 0")
         require(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1]")
