@@ -100,10 +100,10 @@ def test_polyak_step_and_temperature_direction():
     for old, new, target in zip(before, critic, agent.target1.parameters(), strict=True):
         torch.testing.assert_close(target, 0.75 * old + 0.25 * new)
     # entropy above target (−|A| = −2 here, a fresh policy is near −log-uniform) → α decreases
-    assert float(agent.log_alpha) < 0.0
+    assert float(agent.log_alpha.detach()) < 0.0
     high = make_agent(target_entropy=50.0)
     high.update(make_batch())
-    assert float(high.log_alpha) > 0.0
+    assert float(high.log_alpha.detach()) > 0.0
 
 
 def test_updates_fit_the_critics_and_their_gradients_are_their_own_loss_only():
