@@ -81,6 +81,23 @@ class ImpalaConfig:
         require(self.dense >= 1, "dense", self.dense, "must be >= 1")
 
 
+@dataclass
+class MinAtarCNNConfig:
+    """Young & Tian 2019's MinAtar network: conv 16-3x3/1 (no padding), Dense 128, both scaled by ``width``.
+    Xavier-uniform weights and zero biases, as the Revisiting Rainbow networks (Obando-Ceron & Castro 2021). Inputs
+    are MinAtar's 0/1 channels, read as they are (not divided by 255)."""
+
+    name: str = "minatar_cnn"
+    width: float = 1.0
+    channels: int = 16
+    dense: int = 128
+
+    def validate(self) -> None:
+        require(self.width > 0, "width", self.width, "width must be > 0")
+        require(self.channels >= 1, "channels", self.channels, "must be >= 1")
+        require(self.dense >= 1, "dense", self.dense, "must be >= 1")
+
+
 def _scaled(n: int, width: float) -> int:
     return max(1, int(round(n * width)))
 
@@ -93,15 +110,16 @@ def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class Network(nn.Module):
-    """``head(features(x))``; uint8 pixels are scaled to [0, 1] inside, so replay and acting can stay uint8."""
+    """``head(features(x))``; uint8 pixels are divided by ``uint8_max`` inside (255; 1 for MinAtar's 0/1 grids), so
+    replay and acting can stay uint8."""
 
-    def __init__(self, features: nn.Sequential, head: nn.Linear, channels_last: bool = False):
+    def __init__(self, features: nn.Sequential, head: nn.Linear, channels_last: bool = False, uint8_max: float = 255.0):
         super().__init__()
-        self.features, self.head, self.channels_last = features, head, channels_last
+        self.features, self.head, self.channels_last, self.uint8_max = features, head, channels_last, uint8_max
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
-            x = x.float().div_(255.0)
+            x = x.float() if self.uint8_max == 1 else x.float().div_(self.uint8_max)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x))
@@ -178,6 +196,16 @@ def impala_features(cfg: ImpalaConfig, obs_shape: tuple[int, ...]) -> Features:
     return layers, hidden
 
 
+def minatar_cnn_features(cfg: MinAtarCNNConfig, obs_shape: tuple[int, ...]) -> Features:
+    c, h, w = obs_shape
+    channels, hidden = _scaled(cfg.channels, cfg.width), _scaled(cfg.dense, cfg.width)
+    layers: OrderedDict[str, nn.Module] = OrderedDict(conv1=nn.Conv2d(c, channels, 3, 1), relu1=nn.ReLU(),
+                                                      flatten=nn.Flatten())
+    layers["fc1"] = nn.Linear(channels * (h - 2) * (w - 2), hidden)
+    layers["relu2"] = nn.ReLU()
+    return layers, hidden
+
+
 def mlp_features(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> Features:
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     in_dim = math.prod(obs_shape)
@@ -189,20 +217,22 @@ def mlp_features(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> Features:
     return layers, in_dim
 
 
-FEATURES = {"nature_cnn": nature_cnn_features, "impala": impala_features, "mlp": mlp_features}
-PIXEL = ("nature_cnn", "impala")
+FEATURES = {"nature_cnn": nature_cnn_features, "impala": impala_features, "mlp": mlp_features,
+            "minatar_cnn": minatar_cnn_features}
+XAVIER_INIT = ("nature_cnn", "impala", "minatar_cnn")
 
 
 def build_network(cfg, obs_shape: tuple[int, ...], n_out: int,
                   head: Callable[[int, int], nn.Module] | None = None, cls: type[Network] = QNetwork) -> Network:
     """The features of ``cfg.name`` and a head, by default ``nn.Linear(hidden, n_out)``; ``head(hidden, n_out)``
-    builds another (a distributional or dueling head), ``cls`` another kind of network (a policy). Pixel networks
+    builds another (a distributional or dueling head), ``cls`` another kind of network (a policy). Conv networks
     get Dopamine's init (Xavier-uniform weights, zero biases) on every plain conv and linear layer; MLPs keep
     PyTorch's default, as CleanRL. Layers of other types (noisy layers) keep their own init."""
     layers, hidden = FEATURES[cfg.name](cfg, tuple(obs_shape))
     channels_last = getattr(cfg, "channels_last", False)
-    net = cls(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last)
-    if cfg.name in PIXEL:
+    net = cls(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last,
+              uint8_max=1.0 if cfg.name == "minatar_cnn" else 255.0)
+    if cfg.name in XAVIER_INIT:
         for m in net.modules():
             if type(m) in (nn.Conv2d, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)

@@ -25,6 +25,10 @@ def make_env(cfg, seed: int, mode: str = "train") -> gym.Env:
         from envs.dmc import make_dmc
 
         env = make_dmc(cfg)
+    elif cfg.name == "minatar":
+        from envs.minatar import make_minatar
+
+        env = make_minatar(cfg)
     else:
         raise ValueError(f"unknown env {cfg.name!r}")
     env.action_space.seed(seed)

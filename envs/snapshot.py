@@ -4,8 +4,9 @@ A Gymnasium env is a stack of wrappers (frame skip, max-pooling, frame stack, ti
 with private state, around a simulator. Rather than reach into each, the suite restores the simulator's *random*
 state from just before the current episode's reset and re-plays that episode's actions through the whole stack.
 Every wrapper then rebuilds its own state exactly. The random state is the env's NumPy generator and, for Atari,
-the ALE's system state with its RNG (sticky actions). Re-playing costs at most one episode (27,000 agent steps on
-Atari, about 20 s); ``resume`` checks the result against the observation saved with the checkpoint.
+the ALE's system state with its RNG (sticky actions); for MinAtar, the game's own generator and its last action
+(sticky actions carry across episodes). Re-playing costs at most one episode (27,000 agent steps on Atari, about
+20 s); ``resume`` checks the result against the observation saved with the checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ def rng_state(env: gym.Env) -> dict[str, Any]:
     if hasattr(u, "ale"):
         raw = u.ale.cloneState(include_rng=True).serialize()
         state["ale"] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    game = getattr(u, "game", None)
+    if isinstance(getattr(game, "random", None), np.random.RandomState):  # MinAtar keeps its own generator
+        state["minatar"] = {"random": _generator_state(game.random), "last_action": int(game.last_action)}
     return state
 
 
@@ -36,13 +40,19 @@ def _generator_state(rng) -> dict[str, Any]:
     return rng.bit_generator.state
 
 
+def _set_generator_state(rng, s: dict[str, Any]) -> None:
+    if isinstance(rng, np.random.RandomState):
+        rng.set_state({**s, "state": {**s["state"], "key": s["state"]["key"].numpy().astype(np.uint32)}})
+    else:
+        rng.bit_generator.state = s
+
+
 def set_rng_state(env: gym.Env, state: dict[str, Any]) -> None:
     u = env.unwrapped
-    if isinstance(u.np_random, np.random.RandomState):
-        s = state["np_random"]
-        u.np_random.set_state({**s, "state": {**s["state"], "key": s["state"]["key"].numpy().astype(np.uint32)}})
-    else:
-        u.np_random.bit_generator.state = state["np_random"]
+    _set_generator_state(u.np_random, state["np_random"])
+    if "minatar" in state:  # in place: the game's objects share this generator; sticky actions carry over episodes
+        _set_generator_state(u.game.random, state["minatar"]["random"])
+        u.game.last_action = state["minatar"]["last_action"]
     if "ale" in state:
         import ale_py
 

@@ -13,20 +13,21 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from agents.dqn import DQNConfig
-from agents.networks import ImpalaConfig, MLPConfig, NatureCNNConfig
+from agents.networks import ImpalaConfig, MinAtarCNNConfig, MLPConfig, NatureCNNConfig
 from agents.rainbow import RainbowConfig
 from agents.sac import SACConfig
 from envs.atari import AtariConfig
 from envs.classic import ClassicConfig
 from envs.dmc import DMCConfig
+from envs.minatar import MinAtarConfig
 from pruning.health import HealthConfig
 from pruning.pruner import PruningConfig
 from training.checkpoint import CheckpointConfig
 from training.errors import ConfigError, require
 
 AGENTS = {"dqn": DQNConfig, "rainbow": RainbowConfig, "sac": SACConfig}
-ENVS = {"atari": AtariConfig, "classic": ClassicConfig, "dmc": DMCConfig}
-NETWORKS = {"nature_cnn": NatureCNNConfig, "impala": ImpalaConfig, "mlp": MLPConfig}
+ENVS = {"atari": AtariConfig, "classic": ClassicConfig, "dmc": DMCConfig, "minatar": MinAtarConfig}
+NETWORKS = {"nature_cnn": NatureCNNConfig, "impala": ImpalaConfig, "mlp": MLPConfig, "minatar_cnn": MinAtarCNNConfig}
 PIXEL_NETWORKS = ("nature_cnn", "impala")
 PRUNING = {"gmp": PruningConfig}
 DISCRETE_AGENTS = ("dqn", "rainbow")
@@ -111,6 +112,11 @@ def validate(cfg: Config) -> None:
                 f"the first one (agent.learning_starts={a.learning_starts})")
     require(not (cfg.network.name in PIXEL_NETWORKS and cfg.env.name in ("classic", "dmc")), "network",
             cfg.network.name, f"env={cfg.env.name} has vector observations; use network=mlp")
+    require(not (cfg.network.name in PIXEL_NETWORKS and cfg.env.name == "minatar"), "network", cfg.network.name,
+            "env=minatar has 10x10 observations; use network=minatar_cnn (or mlp)")
+    require(cfg.network.name != "minatar_cnn" or cfg.env.name == "minatar", "network", cfg.network.name,
+            f"network=minatar_cnn reads MinAtar's 0/1 grids; for env={cfg.env.name} use "
+            f"{'nature_cnn or impala' if cfg.env.name == 'atari' else 'mlp'}")
 
 
 def env_is_continuous(env_cfg) -> bool:

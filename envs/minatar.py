@@ -1,0 +1,50 @@
+"""MinAtar (Young & Tian 2019): five Atari analogues on a 10x10 grid, the CPU-scale testbed for the scaling study.
+
+Built through the ``minatar`` package's own Gymnasium registration (``MinAtar/<Game>-v1``, the minimal action
+set). The simulator's defaults are the paper's protocol: sticky actions with probability 0.1 and difficulty
+ramping; there is no frame skip (one agent step is one frame) and no episode cap. Observations are 10x10xC
+booleans; the suite stores them channels-first as uint8 0/1 (100·C bytes a frame), and ``network=minatar_cnn``
+reads them unscaled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import RecordEpisodeStatistics, TransformObservation
+
+from training.errors import require
+
+GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway", "seaquest": "Seaquest",
+         "space_invaders": "SpaceInvaders"}
+
+
+@dataclass
+class MinAtarConfig:
+    name: str = "minatar"
+    id: str = "breakout"
+    sticky_action_prob: float = 0.1
+    difficulty_ramping: bool = True
+    reward_clip: float | None = None
+
+    def validate(self) -> None:
+        require(self.id in GAMES, "id", self.id, f"allowed MinAtar games: {', '.join(GAMES)}")
+        require(0 <= self.sticky_action_prob < 1, "sticky_action_prob", self.sticky_action_prob, "must be in [0, 1)")
+        require(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip,
+                "must be > 0 or null")
+
+
+def make_minatar(cfg: MinAtarConfig) -> gym.Env:
+    import minatar.gym
+
+    env_id = f"MinAtar/{GAMES[cfg.id]}-v1"
+    if env_id not in gym.registry:
+        minatar.gym.register_envs()
+    env = gym.make(env_id, sticky_action_prob=cfg.sticky_action_prob, difficulty_ramping=cfg.difficulty_ramping,
+                   disable_env_checker=True)
+    h, w, c = env.observation_space.shape
+    space = gym.spaces.Box(0, 1, (c, h, w), np.uint8)
+    env = TransformObservation(env, lambda obs: obs.transpose(2, 0, 1).astype(np.uint8), space)
+    return RecordEpisodeStatistics(env)
