@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from agents import make_agent
@@ -31,6 +33,7 @@ from training.preflight import UserError, preflight
 from training.run_folder import CONFIG, SUMMARY, check_same_config, exclusive, is_complete, write_atomic
 from training.run_info import code_version
 from training.signals import StopRequest
+from training.sweep import clear_failed, mark_failed
 
 register_configs()
 
@@ -106,14 +109,33 @@ def _train(cfg: Config, run_dir: Path, callbacks, stop: StopRequest) -> dict:
 
 @hydra.main(config_path="conf", config_name="config", version_base=None)
 def main(dcfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    """One run. In a sweep, a job that fails writes ``failed.json`` in its folder and returns, so the launcher goes
+    on with the other jobs (``training/sweep.py`` reports them at the end); alone, it exits with the error."""
+    hc = HydraConfig.get()
+    run_dir, in_sweep = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
+    clear_failed(run_dir)
     try:
-        cfg = to_objects(dcfg)
-        validate(cfg)
-        resuming = check_same_config(run_dir, dcfg, "run folder")
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        run(dcfg, run_dir)
+    except Stopped as e:
+        print(str(e), file=sys.stderr, flush=True)
+        e.request.pass_on()  # under submitit: its handler requeues the job and exits
+        sys.exit(128 + e.request.signum)
+    except (ConfigError, Diverged, ResumeError, CheckpointError, CheckpointWriteError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        if not in_sweep:
+            sys.exit(2 if isinstance(e, ConfigError) else 1)
+        mark_failed(run_dir, f"error: {e}", 2 if isinstance(e, ConfigError) else 1)
+    except Exception:
+        if not in_sweep:
+            raise
+        traceback.print_exc()
+        mark_failed(run_dir, traceback.format_exc(), 1)
+
+
+def run(dcfg: DictConfig, run_dir: Path) -> None:
+    cfg = to_objects(dcfg)
+    validate(cfg)
+    resuming = check_same_config(run_dir, dcfg, "run folder")
     if resuming and is_complete(run_dir):
         Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep).finish()  # if a kill came right after summary
         print(f"run already complete: {run_dir / SUMMARY} (nothing to do)", flush=True)
@@ -121,18 +143,7 @@ def main(dcfg: DictConfig) -> None:
     if not resuming:
         write_atomic(run_dir / CONFIG, OmegaConf.to_yaml(dcfg, resolve=True))
         write_atomic(run_dir / "version.json", json.dumps(code_version(), indent=2) + "\n")
-    try:
-        train(cfg, run_dir)
-    except Stopped as e:
-        print(str(e), file=sys.stderr, flush=True)
-        e.request.pass_on()  # under submitit: its handler requeues the job and exits
-        sys.exit(128 + e.request.signum)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    except (Diverged, ResumeError, CheckpointError, CheckpointWriteError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    train(cfg, run_dir)
 
 
 if __name__ == "__main__":

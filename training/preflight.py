@@ -72,10 +72,19 @@ def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
     return variants
 
 
-def _compose(overrides: list[str]):
+def _compose(overrides: list[str], with_hydra: bool = False):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
+
+
+def _preset_variants(cfg, overrides: list[str]) -> list[list[str]]:
+    """One override list per value of a config-set sweep (``+sweep=<preset>``'s ``hydra.sweeper.params``) that the
+    command line does not replace."""
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    given = {_key_of(o)[0] for o in overrides}
+    return [[*overrides, f"{key}={value}"] for key, values in params.items() if key not in given
+            for value in str(values).split(",")]
 
 
 def _key_of(override: str) -> tuple[str, str]:
@@ -145,14 +154,18 @@ def preflight(argv: list[str]) -> None:
     if skip:
         return
     hydra_overrides = dict(_key_of(o) for o in overrides if _key_of(o)[0].startswith("hydra"))
+    multirun = multirun or hydra_overrides.get("hydra.mode") == "MULTIRUN" or any(
+        _key_of(o)[0] == "sweep" for o in overrides)  # the presets in conf/sweep/ set hydra.mode
     overrides = [o for o in overrides if not _key_of(o)[0].startswith("hydra")]
     try:
         variants = _variants(overrides, multirun)
     except HydraException as e:
         raise UserError(" ".join(str(e).split())) from None
     first = None
-    for variant in variants:
+    for i, variant in enumerate(variants):
         try:
+            if i == 0 and multirun:
+                variants += _preset_variants(_compose(variant, with_hydra=True), variant)
             cfg = _compose(variant)
         except Exception as e:  # noqa: BLE001 - every composition failure is the user's override
             raise UserError(_explain(e, variant)) from None
