@@ -1,0 +1,71 @@
+"""The sweep's figures: the scaling law (Obando-Ceron et al. 2024, Fig. 1), performance profiles and learning
+curves. Each takes tables made by ``analysis.aggregate`` and writes PNG and PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from rliable import library as rly  # noqa: E402
+from rliable import plot_utils  # noqa: E402
+
+
+def save(fig, out: Path) -> list[Path]:
+    paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def scaling_law(summary: pd.DataFrame, ylabel: str, out: Path) -> list[Path]:
+    """IQM against width, one line per sparsity (a panel per agent and network), 95% CIs as bands."""
+    panels = list(summary.groupby(["agent", "network"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False, layout="constrained")
+    for ax, ((agent, network), rows) in zip(axes[0], panels, strict=True):
+        for sparsity, line in rows.groupby("sparsity"):
+            line = line.sort_values("width")
+            name = "dense" if sparsity == 0 else f"{sparsity:.0%} sparse (GMP)"
+            drawn = ax.plot(line.width, line.iqm, marker="o", label=name)[0]
+            ax.fill_between(line.width, line.ci_low, line.ci_high, color=drawn.get_color(), alpha=0.2)
+        ax.set_xticks(sorted(rows.width.unique()))
+        ax.set_xlabel(f"width multiplier ({network})")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{agent}: IQM, 95% stratified bootstrap CI")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save(fig, out)
+
+
+def performance_profile(matrices: dict[str, np.ndarray], xlabel: str, out: Path, reps: int = 2000) -> list[Path]:
+    """The fraction of runs scoring above τ, for every configuration (rliable's score distributions)."""
+    top = max(float(np.max(m)) for m in matrices.values())
+    low = min(0.0, min(float(np.min(m)) for m in matrices.values()))
+    taus = np.linspace(low, max(top, 1.0) * 1.05, 81)
+    profiles, cis = rly.create_performance_profile(matrices, taus, reps=reps)
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, xlabel=xlabel,
+                                         colors=dict(zip(matrices, plt.cm.tab10.colors * 10, strict=False)))
+    ax.legend(list(matrices), fontsize=7, loc="upper right")
+    return save(fig, out)
+
+
+def learning_curves(curves: dict[str, pd.DataFrame], ylabel: str, out: Path) -> list[Path]:
+    """IQM over runs and games of the normalised evaluation return, per configuration, against agent steps."""
+    from rliable import metrics
+
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for name, table in curves.items():  # table: rows = agent steps, columns = runs
+        ax.plot(table.index, [metrics.aggregate_iqm(row.to_numpy()) for _, row in table.iterrows()], marker="o",
+                ms=3, label=name)
+    ax.set_xlabel("agent steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title("learning curves: IQM over runs and games")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(fig, out)

@@ -1,0 +1,59 @@
+"""Per-game score normalisation, so that games can be aggregated.
+
+- Atari: human-normalised, (score − random) / (human − random), with DQN Zoo's random and human scores
+  (``analysis/data/atari_human_random.csv``, source in its header), as Obando-Ceron et al. 2024 report.
+- MinAtar has no human scores. Its rule: (score − random) / max(baseline − random, 1), where random is the
+  uniform random policy's mean return measured by the suite (``analysis/data/minatar_random.csv``, made by
+  ``python -m analysis.random_scores``) and baseline is the mean final score of the sweep's own dense network at
+  its smallest width (the same agent, all seeds): 0 is random, 1 is the unscaled dense agent, the reference of the
+  paper's "+60% over the dense baseline". The floor of one reward point keeps a baseline that has not learned
+  (a short run) from inflating the scale. MinAtar scores are therefore relative to the sweep, not to a fixed table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def reference_table(name: str) -> pd.DataFrame:
+    return pd.read_csv(DATA / name, comment="#").set_index("game")
+
+
+def human_normalized(game: str, score):
+    table = reference_table("atari_human_random.csv")
+    if game not in table.index:
+        raise ValueError(f"no human score for Atari game {game!r}; the table has: {', '.join(table.index)}")
+    random, human = table.loc[game, ["random", "human"]]
+    return (np.asarray(score, dtype=float) - random) / (human - random)
+
+
+def minatar_baselines(runs: pd.DataFrame) -> pd.Series:
+    """Baseline score per (agent, game): the mean score of the dense runs at the smallest width in ``runs``."""
+    dense = runs[(runs.sparsity == 0) & runs.score.notna()]
+    smallest = dense[dense.width == dense.groupby(["agent", "game"]).width.transform("min")]
+    return smallest.groupby(["agent", "game"]).score.mean()
+
+
+def normalize(runs: pd.DataFrame, score_column: str = "score") -> pd.Series:
+    """The normalised ``score_column`` of every row (NaN where it is missing); each row's ``env`` picks the rule."""
+    out = pd.Series(np.nan, index=runs.index)
+    random = reference_table("minatar_random.csv").random
+    baselines = minatar_baselines(runs) if (runs.env == "minatar").any() else None
+    for (env, agent, game), rows in runs.groupby(["env", "agent", "game"]):
+        scores = rows[score_column]
+        if env == "atari":
+            out[rows.index] = human_normalized(game, scores)
+        elif env == "minatar":
+            if (agent, game) not in baselines.index:
+                raise ValueError(f"MinAtar scores are normalised by the sweep's dense baseline, and {agent} on "
+                                 f"{game} has no complete dense (sparsity=0) run")
+            scale = max(baselines[(agent, game)] - random[game], 1.0)
+            out[rows.index] = (scores - random[game]) / scale
+        else:
+            raise ValueError(f"env={env} has no normalisation rule (atari and minatar have one)")
+    return out

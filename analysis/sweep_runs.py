@@ -1,0 +1,48 @@
+"""Read a sweep folder into one table: a row per run folder with its configuration, how it ended, and its score.
+
+A run's score is its final evaluation return (``summary.json``'s ``final_eval_return``: the mean over
+``eval.episodes`` episodes at ``eval_epsilon`` after the last agent step). Runs that failed or did not finish keep
+their row, with the error or ``unfinished``, so that nothing is dropped without being listed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from analysis.learning_curve import eval_curve
+from training.run_folder import CONFIG, SUMMARY
+from training.sweep import failure, run_dirs, status
+
+COLUMNS = ["run", "status", "error", "agent", "env", "game", "network", "width", "sparsity", "seed", "score"]
+
+
+def _config(run_dir: Path):
+    """The config this folder's job was launched with (Hydra's copy), else the suite's own."""
+    for path in (run_dir / ".hydra" / CONFIG, run_dir / CONFIG):
+        if path.is_file():
+            return OmegaConf.load(path)
+    return None
+
+
+def load_runs(sweep_dir: Path) -> pd.DataFrame:
+    rows = []
+    for run_dir in run_dirs(sweep_dir):
+        cfg, state = _config(run_dir), status(run_dir)
+        row = {"run": str(run_dir.relative_to(sweep_dir)), "status": state, "error": failure(run_dir)}
+        if cfg is not None and OmegaConf.select(cfg, "agent.name") is not None:
+            row.update(agent=cfg.agent.name, env=cfg.env.name, game=str(cfg.env.id), network=cfg.network.name,
+                       width=float(cfg.network.width), sparsity=float(cfg.sparsity), seed=int(cfg.seed))
+        if state == "complete":
+            row["score"] = float(json.loads((run_dir / SUMMARY).read_text())["final_eval_return"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def learning_curve(sweep_dir: Path, run: str) -> pd.Series:
+    """Evaluation return indexed by agent step."""
+    steps, means, _ = eval_curve(sweep_dir / run)
+    return pd.Series(means, index=steps, dtype=float)
