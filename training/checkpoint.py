@@ -165,6 +165,8 @@ class Checkpointer:
         path = kept[0]
         manifest = json.loads((path / MANIFEST).read_text())
         dropped = [name for name in manifest["files"] if name.startswith("replay.") and name.endswith(".npy")]
+        if not dropped:
+            return path  # already finished: write nothing
         for name in dropped:
             del manifest["files"][name]
         tmp = path / f".{MANIFEST}.tmp"

@@ -1,0 +1,120 @@
+"""Real multirun sweeps of tiny MinAtar runs on Hydra's launchers, then ``plot.py`` on the sweep folder."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from rliable import library as rly
+from rliable import metrics
+
+import train  # noqa: F401  (registers the config schemas)
+from analysis.aggregate import score_matrices
+from analysis.normalize import normalize
+from analysis.sweep_runs import load_runs
+from tests.conftest import ROOT, run_train
+from training.preflight import UserError, preflight
+
+TINY = ["env=minatar", "total_env_steps=1200", "eval.every_env_steps=600", "eval.episodes=2", "progress=false"]
+FIGURES = ["summary.csv", "scaling_law.png", "scaling_law.pdf", "performance_profile.png", "performance_profile.pdf",
+           "learning_curves.png", "learning_curves.pdf"]
+
+
+def plot(sweep, out, reps=1000):
+    return subprocess.run([sys.executable, "plot.py", str(sweep), "--out", str(out), "--reps", str(reps)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_joblib_sweep_plots_rliables_aggregates_and_a_rerun_trains_nothing(tmp_path):
+    sweep = tmp_path / "sweep"
+    command = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}",
+               "env.id=breakout,space_invaders", "seed=0,1", *TINY]
+    out = run_train(*command)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"sweep {sweep}: 4 complete, 0 failed, 0 unfinished" in out.stdout
+    drawn = plot(sweep, tmp_path / "figs")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert all((tmp_path / "figs" / name).stat().st_size > 0 for name in FIGURES)
+    summary = pd.read_csv(tmp_path / "figs" / "summary.csv")
+    assert summary[["agent", "network", "width", "sparsity", "runs", "seeds", "games"]].values.tolist() == [
+        ["dqn", "minatar_cnn", 1.0, 0.0, 4, 2, 2]]
+    runs = load_runs(sweep)
+    runs["normalized"] = normalize(runs)
+    (name, matrix), = score_matrices(runs)[0].items()
+    point, ci = rly.get_interval_estimates({name: matrix}, lambda m: np.array([metrics.aggregate_iqm(m)]),
+                                           reps=1000, random_state=np.random.RandomState(0))
+    assert summary.iqm[0] == pytest.approx(point[name][0], rel=1e-12)
+    assert [summary.ci_low[0], summary.ci_high[0]] == pytest.approx([ci[name][0, 0], ci[name][1, 0]], rel=1e-12)
+
+    def outputs():  # what training writes: metrics, summaries, TensorBoard events, checkpoints
+        paths = [p for p in sweep.rglob("*") if p.is_file() and ".hydra" not in p.parts
+                 and p.name not in ("train.log", "multirun.yaml")]  # Hydra's own records of each launch
+        return {p: p.stat().st_mtime_ns for p in paths}
+
+    before = outputs()
+    assert len([p for p in before if p.name == "summary.json"]) == 4
+    again = run_train(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"sweep {sweep}: 4 complete, 0 failed, 0 unfinished" in again.stdout
+    assert outputs() == before  # not a file written, touched or added: no run trained or resumed
+
+
+def test_submitit_local_sweep_of_dense_and_sparse_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = run_train("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}",
+                    "sparsity=0,0.9", *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"sweep {sweep}: 2 complete" in out.stdout
+    assert list(sweep.glob(".submitit/*/*_submitted.pkl"))  # the jobs went through submitit
+    drawn = plot(sweep, sweep)
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary[["agent", "width", "sparsity", "runs", "games"]].values.tolist() == [
+        ["dqn", 1.0, 0.0, 1, 1], ["dqn", 1.0, 0.9, 1, 1]]
+    assert all((sweep / name).is_file() for name in FIGURES)
+
+
+def test_a_failed_job_does_not_stop_the_sweep_and_is_listed(tmp_path):
+    sweep = tmp_path / "sweep"
+    taken = sweep / "seed=1"
+    taken.mkdir(parents=True)
+    (taken / "config.yaml").write_text("seed: 7\n")  # the folder holds another run: that job must refuse it
+    command = ["-m", f"hydra.sweep.dir={sweep}", "seed=0,1,2", *TINY,
+               "hydra.job.config.override_dirname.exclude_keys=[env,total_env_steps,eval.every_env_steps,"
+               "eval.episodes,progress,hydra.sweep.dir]"]
+    out = run_train(*command)
+    assert out.returncode == 1
+    assert f"sweep {sweep}: 2 complete, 1 failed, 0 unfinished" in out.stdout
+    assert "failed: seed=1: error: run folder=" in out.stdout
+    assert (sweep / "seed=0" / "summary.json").is_file() and (sweep / "seed=2" / "summary.json").is_file()
+    shutil.rmtree(sweep / "seed=2")  # as if its job had never started
+    drawn = plot(sweep, tmp_path / "figs")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert "failed: seed=1: error: run folder=" in drawn.stdout
+    assert "missing: seed=2 env=minatar total_env_steps=1200" in drawn.stdout
+    assert "1 complete, 1 failed, 0 unfinished runs" in drawn.stdout
+    assert pd.read_csv(tmp_path / "figs" / "summary.csv").runs.tolist() == [1]
+
+
+def test_preset_sweeps_are_checked_value_by_value_before_any_job():
+    with pytest.raises(UserError, match="agent=sac needs continuous actions"):
+        preflight(["+sweep=scaling_law_minatar", "agent=sac"])
+    with pytest.raises(UserError, match="env.id='pong' is not allowed; allowed MinAtar games"):
+        preflight(["+sweep=scaling_law_minatar", "env.id=breakout,pong"])
+    preflight(["+sweep=scaling_law_minatar", "agent=rainbow"])
+
+
+def test_atari_preset_is_the_papers_grid():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose(config_name="config", overrides=["+sweep=scaling_law_atari"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    params = cfg.hydra.sweeper.params
+    assert len(params["env.id"].split(",")) == 15 and params["network.width"] == "1,3,5"
+    assert params["sparsity"] == "0,0.95" and params["seed"] == "0,1,2,3,4"
+    assert cfg.network.name == "impala" and cfg.env.name == "atari" and cfg.hydra.mode.name == "MULTIRUN"
