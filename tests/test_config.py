@@ -32,7 +32,8 @@ def test_every_group_option_composes(compose_cfg, group):
     assert options
     for option in options:
         extra = ["network=mlp"] if option == "mlp" or (group, option) == ("env", "classic") else []
-        extra += {("agent", "sac"): ["env=dmc"], ("env", "dmc"): ["agent=sac"]}.get((group, option), [])
+        extra += {("agent", "sac"): ["env=dmc"], ("env", "dmc"): ["agent=sac"],
+                  ("network", "minatar_cnn"): ["env=minatar"]}.get((group, option), [])
         cfg = compose_cfg(f"{group}={option}", *extra)
         assert getattr(cfg, group).name == option
 
