@@ -106,15 +106,26 @@ def test_preset_sweeps_are_checked_value_by_value_before_any_job():
     preflight(["+sweep=scaling_law_minatar", "agent=rainbow"])
 
 
-def test_atari_preset_is_the_papers_grid():
+def compose_hydra(*overrides):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
-        cfg = compose(config_name="config", overrides=["+sweep=scaling_law_atari"], return_hydra_config=True)
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
     GlobalHydra.instance().clear()
+    return cfg
+
+
+def test_atari_preset_is_the_papers_grid():
+    cfg = compose_hydra("+sweep=scaling_law_atari")
     params = cfg.hydra.sweeper.params
     assert len(params["env.id"].split(",")) == 15 and params["network.width"] == "1,3,5"
     assert params["sparsity"] == "0,0.95" and params["seed"] == "0,1,2,3,4"
     assert cfg.network.name == "impala" and cfg.env.name == "atari" and cfg.hydra.mode.name == "MULTIRUN"
+    assert cfg.hydra.sweep.dir == "runs/sweeps/scaling_law_atari_dqn"
+
+
+def test_minatar_presets_sweep_folder_names_the_agent():
+    cfg = compose_hydra("+sweep=scaling_law_minatar", "agent=rainbow")
+    assert cfg.hydra.sweep.dir == "runs/sweeps/scaling_law_minatar_rainbow" and cfg.network.name == "minatar_cnn"
