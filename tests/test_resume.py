@@ -229,6 +229,22 @@ def test_atari_kill_and_resume_is_exact(tmp_path):
     assert_same_run(a, b)
 
 
+def test_minatar_rainbow_kill_and_resume_is_exact(tmp_path):
+    """MinAtar draws from its own generator and carries its sticky action across episodes; Rainbow adds prioritized
+    3-step replay. Killed at step 1,000, resumed from step 800: the same run as one never stopped."""
+    args = ["agent=rainbow", "env=minatar", "env.id=seaquest", "total_env_steps=1600", "agent.learning_starts=400",
+            "checkpoint.every_env_steps=400", "eval.every_env_steps=800", "eval.episodes=2", "sparsity=0.9",
+            "pruning.update_freq_updates=20", "health.every_updates=50", "progress=false"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_train(*args, f"hydra.run.dir={a}").returncode == 0
+    killed = interrupt("SIGKILL", "step", 1000, [*args, f"hydra.run.dir={b}"])
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = run_train(*args, f"hydra.run.dir={b}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {b}/checkpoints/step_000000000800" in resumed.stdout
+    assert_same_run(a, b, loss="losses/c51_loss")
+
+
 def test_sac_on_dm_control_kill_and_resume_is_exact(tmp_path):
     """Killed 703 steps into a 1,000-step cartpole-swingup episode, during pruning: the resumed run restores
     dm_control's legacy RandomState, re-plays the continuous actions, and continues the actor's sampling noise."""

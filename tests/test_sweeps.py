@@ -1,5 +1,6 @@
 """Real multirun sweeps of tiny MinAtar runs on Hydra's launchers, then ``plot.py`` on the sweep folder."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,25 @@ def test_submitit_local_sweep_of_dense_and_sparse_runs(tmp_path):
     assert summary[["agent", "width", "sparsity", "runs", "games"]].values.tolist() == [
         ["dqn", 1.0, 0.0, 1, 1], ["dqn", 1.0, 0.9, 1, 1]]
     assert all((sweep / name).is_file() for name in FIGURES)
+
+
+def test_atari_sweep_is_human_normalised_in_summary_csv(tmp_path):
+    """Two tiny Atari runs on Hydra's basic launcher: the IQM of two scores is their mean, here of the two games'
+    human-normalised final evaluation returns, computed from the runs' own summaries and DQN Zoo's table."""
+    sweep = tmp_path / "sweep"
+    out = run_train("-m", f"hydra.sweep.dir={sweep}", "env.id=Pong,Breakout", "total_env_steps=300",
+                    "agent.learning_starts=200", "agent.replay_capacity=1000", "env.max_episode_steps=200",
+                    "eval.episodes=1", "progress=false")
+    assert out.returncode == 0, out.stderr[-3000:]
+    drawn = plot(sweep, sweep)
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    scores = {s["env_id"]: s["final_eval_return"] for s in map(json.loads, (p.read_text() for p in
+                                                                          sweep.rglob("summary.json")))}
+    by_hand = ((scores["Pong"] + 20.7) / (14.6 + 20.7) + (scores["Breakout"] - 1.7) / (30.5 - 1.7)) / 2
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary[["network", "width", "sparsity", "runs", "seeds", "games"]].values.tolist() == [
+        ["nature_cnn", 1.0, 0.0, 2, 1, 2]]
+    assert summary.iqm[0] == pytest.approx(by_hand)
 
 
 def test_a_failed_job_does_not_stop_the_sweep_and_is_listed(tmp_path):
