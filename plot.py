@@ -30,7 +30,7 @@ def curves_by_config(sweep_dir: Path, runs: pd.DataFrame) -> dict[str, pd.DataFr
         curve = learning_curve(sweep_dir, row.run)
         points += [{**row._asdict(), "step": step, "curve": value} for step, value in curve.items()]
     table = pd.DataFrame(points)
-    table["normalized_curve"] = normalize(table.assign(score=table.run.map(done.set_index("run").score)), "curve")
+    table["normalized_curve"] = normalize(table, "curve", sweep=runs)
     out = {}
     for key, rows in table.groupby(CONFIG_KEYS):
         out[label(*key)] = rows.pivot_table(index="step", columns="run", values="normalized_curve").dropna()

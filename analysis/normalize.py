@@ -39,11 +39,12 @@ def minatar_baselines(runs: pd.DataFrame) -> pd.Series:
     return smallest.groupby(["agent", "game"]).score.mean()
 
 
-def normalize(runs: pd.DataFrame, score_column: str = "score") -> pd.Series:
-    """The normalised ``score_column`` of every row (NaN where it is missing); each row's ``env`` picks the rule."""
+def normalize(runs: pd.DataFrame, score_column: str = "score", sweep: pd.DataFrame | None = None) -> pd.Series:
+    """The normalised ``score_column`` of every row (NaN where it is missing); each row's ``env`` picks the rule.
+    ``sweep`` (default ``runs``), one row per run with its final ``score``, gives the MinAtar baselines."""
     out = pd.Series(np.nan, index=runs.index)
     random = reference_table("minatar_random.csv").random
-    baselines = minatar_baselines(runs) if (runs.env == "minatar").any() else None
+    baselines = minatar_baselines(runs if sweep is None else sweep) if (runs.env == "minatar").any() else None
     for (env, agent, game), rows in runs.groupby(["env", "agent", "game"]):
         scores = rows[score_column]
         if env == "atari":
