@@ -217,16 +217,23 @@ def test_submitit_requeues_a_preempted_job_which_resumes_exactly(tmp_path, cartp
     assert_same_run(cartpole_baseline, run_dir)
 
 
+def kill_resume_compare(tmp_path, args, kill_at, resumed_from, **same_run):
+    """An uninterrupted run ``a``; run ``b`` SIGKILLed at agent step ``kill_at`` and resumed with the same command
+    from its checkpoint at ``resumed_from``; then ``assert_same_run(a, b, **same_run)``."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_train(*args, f"hydra.run.dir={a}").returncode == 0
+    killed = interrupt("SIGKILL", "step", kill_at, [*args, f"hydra.run.dir={b}"])
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = run_train(*args, f"hydra.run.dir={b}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {b}/checkpoints/step_{resumed_from:012d}" in resumed.stdout
+    assert_same_run(a, b, **same_run)
+    return b
+
+
 def test_atari_kill_and_resume_is_exact(tmp_path):
     """Killed 200 steps into an episode: the resumed run re-plays it on a fresh ALE with the saved RNG."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    assert run_train(*PONG, f"hydra.run.dir={a}").returncode == 0
-    killed = interrupt("SIGKILL", "step", 1000, [*PONG, f"hydra.run.dir={b}"])
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    resumed = run_train(*PONG, f"hydra.run.dir={b}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming from {b}/checkpoints/step_000000000800" in resumed.stdout
-    assert_same_run(a, b)
+    kill_resume_compare(tmp_path, PONG, 1000, 800)
 
 
 def test_minatar_rainbow_kill_and_resume_is_exact(tmp_path):
@@ -235,14 +242,7 @@ def test_minatar_rainbow_kill_and_resume_is_exact(tmp_path):
     args = ["agent=rainbow", "env=minatar", "env.id=seaquest", "total_env_steps=1600", "agent.learning_starts=400",
             "checkpoint.every_env_steps=400", "eval.every_env_steps=800", "eval.episodes=2", "sparsity=0.9",
             "pruning.update_freq_updates=20", "health.every_updates=50", "progress=false"]
-    a, b = tmp_path / "a", tmp_path / "b"
-    assert run_train(*args, f"hydra.run.dir={a}").returncode == 0
-    killed = interrupt("SIGKILL", "step", 1000, [*args, f"hydra.run.dir={b}"])
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    resumed = run_train(*args, f"hydra.run.dir={b}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming from {b}/checkpoints/step_000000000800" in resumed.stdout
-    assert_same_run(a, b, loss="losses/c51_loss")
+    kill_resume_compare(tmp_path, args, 1000, 800, loss="losses/c51_loss")
 
 
 def test_sac_on_dm_control_kill_and_resume_is_exact(tmp_path):
@@ -252,14 +252,8 @@ def test_sac_on_dm_control_kill_and_resume_is_exact(tmp_path):
             "agent.learning_starts=500", "sparsity=0.9", "pruning.update_freq_updates=100",
             "checkpoint.every_env_steps=400", "eval.every_env_steps=1200", "eval.episodes=1",
             "health.every_updates=500", "progress=false"]
-    a, b = tmp_path / "a", tmp_path / "b"
-    assert run_train(*args, f"hydra.run.dir={a}").returncode == 0
-    killed = interrupt("SIGKILL", "step", 1703, [*args, f"hydra.run.dir={b}"])
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    resumed = run_train(*args, f"hydra.run.dir={b}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming from {b}/checkpoints/step_000000001600" in resumed.stdout
-    assert_same_run(a, b, loss="losses/qf1_loss", networks=("actor", "critic1", "critic2", "target1", "target2"))
+    b = kill_resume_compare(tmp_path, args, 1703, 1600, loss="losses/qf1_loss",
+                            networks=("actor", "critic1", "critic2", "target1", "target2"))
     assert summary(b)["sparsity_per_network"]["actor"] == pytest.approx(0.9, abs=1e-3)
 
 
