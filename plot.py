@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     summary.to_csv(out / "summary.csv", index=False)
     ylabel = YLABEL[envs[0]]
     written = [out / "summary.csv", *figures.scaling_law(summary, f"IQM {ylabel}", out / "scaling_law"),
-               *figures.performance_profile(matrices, ylabel, out / "performance_profile"),
+               *figures.performance_profile(matrices, ylabel, out / "performance_profile", seed=args.seed),
                *figures.learning_curves(curves_by_config(args.sweep_dir, runs), f"IQM {ylabel}",
                                         out / "learning_curves")]
     with pd.option_context("display.width", 160, "display.max_columns", 20):

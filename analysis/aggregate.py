@@ -5,7 +5,8 @@ game). A configuration is (agent, network, width, sparsity); its score matrix is
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -45,13 +46,23 @@ def iqm(matrix: np.ndarray) -> np.ndarray:
     return np.array([metrics.aggregate_iqm(matrix)])
 
 
+@contextmanager
+def numpy_seed(seed: int) -> Iterator[None]:
+    """rliable 1.2.0 draws its bootstrap indices from NumPy's global generator (``np.random.choice``) and never uses
+    the ``random_state`` it accepts, so a reproducible bootstrap seeds the global generator, restored afterwards."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def aggregate(matrices: dict[str, np.ndarray], info: dict[str, dict], reps: int = 50_000,
               seed: int = 0) -> pd.DataFrame:
     """One row per configuration: IQM, CI low and high (95%, stratified bootstrap), and the runs and games used."""
-    with warnings.catch_warnings():  # rliable passes arch a RandomState, which arch 7 deprecates but still uses
-        warnings.simplefilter("ignore", FutureWarning)
-        points, intervals = rly.get_interval_estimates(matrices, iqm, reps=reps,
-                                                       random_state=np.random.RandomState(seed))
+    with numpy_seed(seed):
+        points, intervals = rly.get_interval_estimates(matrices, iqm, reps=reps)
     rows = [{**info[name], "iqm": points[name][0], "ci_low": intervals[name][0, 0], "ci_high": intervals[name][1, 0]}
             for name in matrices]
     columns = [*CONFIG_KEYS, "iqm", "ci_low", "ci_high", "runs", "seeds", "games"]

@@ -15,6 +15,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from rliable import library as rly  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
+from analysis.aggregate import numpy_seed  # noqa: E402
+
 
 def save(fig, out: Path) -> list[Path]:
     paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
@@ -43,12 +45,14 @@ def scaling_law(summary: pd.DataFrame, ylabel: str, out: Path) -> list[Path]:
     return save(fig, out)
 
 
-def performance_profile(matrices: dict[str, np.ndarray], xlabel: str, out: Path, reps: int = 2000) -> list[Path]:
+def performance_profile(matrices: dict[str, np.ndarray], xlabel: str, out: Path, reps: int = 2000,
+                        seed: int = 0) -> list[Path]:
     """The fraction of runs scoring above τ, for every configuration (rliable's score distributions)."""
     top = max(float(np.max(m)) for m in matrices.values())
     low = min(0.0, min(float(np.min(m)) for m in matrices.values()))
     taus = np.linspace(low, max(top, 1.0) * 1.05, 81)
-    profiles, cis = rly.create_performance_profile(matrices, taus, reps=reps)
+    with numpy_seed(seed):
+        profiles, cis = rly.create_performance_profile(matrices, taus, reps=reps)
     colors = dict(zip(matrices, plt.cm.tab10.colors * 10, strict=False))
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, xlabel=xlabel,

@@ -52,8 +52,8 @@ def test_iqm_and_cis_are_rliables_on_the_same_matrix():
     assert matrix.tolist() == [[1, 2], [3, 4], [5, 6], [7, 8]] and left_out == []
     summary = aggregate(matrices, info, reps=2000, seed=3)
     assert summary.iqm[0] == pytest.approx(4.5)  # the mean of the middle half, 3..6, by hand
-    point, ci = rly.get_interval_estimates({name: matrix}, lambda m: np.array([metrics.aggregate_iqm(m)]),
-                                           reps=2000, random_state=np.random.RandomState(3))
+    np.random.seed(3)  # rliable 1.2.0 resamples from NumPy's global generator, ignoring random_state
+    point, ci = rly.get_interval_estimates({name: matrix}, lambda m: np.array([metrics.aggregate_iqm(m)]), reps=2000)
     assert summary.iqm[0] == point[name][0]
     assert (summary.ci_low[0], summary.ci_high[0]) == (ci[name][0, 0], ci[name][1, 0])
     assert summary.ci_low[0] < 4.5 < summary.ci_high[0]
@@ -67,3 +67,14 @@ def test_a_seed_missing_on_one_game_is_left_out_and_listed():
     matrices, info, left_out = score_matrices(runs)
     assert next(iter(matrices.values())).shape == (2, 2)
     assert left_out == ["dqn impala width=1 sparsity=0 seed=2: left out, no complete run on B"]
+
+
+def test_the_bootstrap_is_reproducible_from_its_seed():
+    """rliable ignores the random_state it is given; the seed must still fix the CIs (and leave NumPy's global
+    generator as it was)."""
+    matrices = {"c": np.random.default_rng(0).random((5, 3))}
+    info = {"c": dict(agent="dqn", network="mlp", width=1.0, sparsity=0.0, runs=15, seeds=5, games=3)}
+    before = np.random.get_state()[1].copy()
+    a, b, c = (aggregate(matrices, info, reps=500, seed=s) for s in (7, 7, 8))
+    assert a.equals(b) and not a.equals(c)
+    assert (np.random.get_state()[1] == before).all()
