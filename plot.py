@@ -56,10 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing: {job} (no run folder)")
     for state in ("failed", "unfinished"):
         for row in runs[runs.status == state].itertuples():
-            why = f": {row.error.strip().splitlines()[-1]}" if isinstance(row.error, str) else ""
+            why = f": {row.error}" if isinstance(row.error, str) else ""
             print(f"{state}: {row.run}{why}")
     envs = runs.env.dropna().unique()
-    if len(envs) != 1:
+    if len(envs) == 0:
+        print("error: no run folder of the sweep holds a readable config", file=sys.stderr)
+        return 1
+    if len(envs) > 1:
         print(f"error: one sweep, one benchmark; {args.sweep_dir} mixes env={', '.join(envs)}", file=sys.stderr)
         return 2
     try:

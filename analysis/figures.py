@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from rliable import library as rly  # noqa: E402
-from rliable import plot_utils  # noqa: E402
+from rliable import metrics, plot_utils  # noqa: E402
 
 from analysis.aggregate import numpy_seed  # noqa: E402
 
@@ -63,8 +63,6 @@ def performance_profile(matrices: dict[str, np.ndarray], xlabel: str, out: Path,
 
 def learning_curves(curves: dict[str, pd.DataFrame], ylabel: str, out: Path) -> list[Path]:
     """IQM over runs and games of the normalised evaluation return, per configuration, against agent steps."""
-    from rliable import metrics
-
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for name, table in curves.items():  # table: rows = agent steps, columns = runs
         ax.plot(table.index, [metrics.aggregate_iqm(row.to_numpy()) for _, row in table.iterrows()], marker="o",

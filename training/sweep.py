@@ -28,10 +28,10 @@ def clear_failed(run_dir: Path) -> None:
 
 
 def failure(run_dir: Path) -> str | None:
-    """The error a job of ``run_dir`` failed with, or None."""
+    """The last line of the error a job of ``run_dir`` failed with (a traceback's is the exception), or None."""
     try:
-        return json.loads((run_dir / FAILED).read_text())["error"]
-    except (OSError, ValueError, KeyError):
+        return json.loads((run_dir / FAILED).read_text())["error"].strip().splitlines()[-1]
+    except (OSError, ValueError, KeyError, IndexError):
         return None
 
 
@@ -60,7 +60,7 @@ class SweepReport(Callback):
         counts = ", ".join(f"{len(v)} {k}" for k, v in by_status.items())
         print(f"sweep {sweep_dir}: {counts}", flush=True)
         for run_dir in by_status["failed"]:
-            print(f"  failed: {run_dir.relative_to(sweep_dir)}: {failure(run_dir).strip().splitlines()[-1]}")
+            print(f"  failed: {run_dir.relative_to(sweep_dir)}: {failure(run_dir)}")
         for run_dir in by_status["unfinished"]:
             print(f"  unfinished: {run_dir.relative_to(sweep_dir)} (no {SUMMARY}; re-run the sweep to resume it)")
         if by_status["failed"] or by_status["unfinished"]:
