@@ -1,13 +1,25 @@
 """Train an agent: ``python train.py agent=dqn env.id=Breakout seed=3``.
 
-Hydra composes ``conf/`` (see README for every key); this file builds the env, agent, replay, logger and
-callbacks, runs the loop in ``training/loop.py`` and writes the run folder.
+The Hydra entry point. With ``suite.py`` it is the composition root: ``suite.py`` holds the schema, the registries'
+Hydra configs and the rules between fields; this file checks the command line, builds the parts a config names,
+runs the loop in ``training/loop.py`` and writes the run folder.
 """
 
 from __future__ import annotations
 
-import json
+import signal
 import sys
+
+
+def _interrupted_early(signum, frame) -> None:
+    print("interrupted before training started; run the same command again", file=sys.stderr, flush=True)
+    sys.exit(128 + signum)
+
+
+if __name__ == "__main__":  # a Ctrl-C while the imports below load, or during the checks, ends quietly too
+    signal.signal(signal.SIGINT, _interrupted_early)
+
+import json
 import traceback
 from pathlib import Path
 
@@ -18,24 +30,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from agents import make_agent
+import suite
 from agents.networks import count_parameters
-from agents.replay import ReplayBuffer
-from envs import frame_stack, make_env
-from pruning.callbacks import HealthCallback, PruningCallback
+from core.errors import ConfigError
+from core.run_files import CONFIG, SUMMARY, is_complete
 from pruning.measure import weight_sparsity
 from training.checkpoint import Checkpointer, CheckpointError
-from training.config import Config, register_configs, to_objects, validate
-from training.errors import ConfigError
 from training.logger import Logger
 from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
-from training.preflight import UserError, preflight
-from training.run_folder import CONFIG, SUMMARY, check_same_config, exclusive, is_complete, write_atomic
+from training.preflight import UserError
+from training.run_folder import check_same_config, exclusive, write_atomic
 from training.run_info import code_version
-from training.signals import StopRequest
+from training.signals import Aborted, StopRequest
 from training.sweep import clear_failed, mark_failed
 
-register_configs()
+suite.register_configs()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,29 +53,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def train(cfg: Config, run_dir: Path, callbacks=()) -> dict:
+def train(cfg: suite.Config, run_dir: Path, callbacks=(), transform=None) -> dict:
     """Build everything from ``cfg``, train, and write ``summary.json`` in ``run_dir``; returns the summary.
-    ``callbacks`` run after the suite's own (pruning, then the health probe). If ``run_dir`` holds a checkpoint,
-    the run continues from the newest one that loads. The folder is locked against a second process, and stop
-    signals are answered from the start (during setup they stop the run before the loop)."""
+    ``callbacks`` run after the suite's own (the pruning method, then the health probe); ``transform`` is applied to
+    every network the agent builds (an adapter). If ``run_dir`` holds a checkpoint, the run continues from the newest
+    one that loads. The folder is locked against a second process, and stop signals are answered from the start
+    (during setup they stop the run before the loop)."""
     with exclusive(run_dir), StopRequest() as stop:
-        return _train(cfg, run_dir, callbacks, stop)
+        return _train(cfg, run_dir, callbacks, transform, stop)
 
 
-def _train(cfg: Config, run_dir: Path, callbacks, stop: StopRequest) -> dict:
+def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopRequest) -> dict:
     device = resolve_device(cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
     agent_seed, replay_seed = np.random.SeedSequence(cfg.seed).spawn(2)
-    env = make_env(cfg.env, cfg.seed, "train")
-    eval_env = make_env(cfg.env, cfg.seed + 1, "eval")
-    obs_space = env.observation_space
-    agent = make_agent(cfg, obs_space.shape, env.action_space, np.random.default_rng(agent_seed), device)
-    replay = ReplayBuffer(cfg.agent.replay_capacity, obs_space.shape, obs_space.dtype, frame_stack(cfg.env),
-                          np.random.default_rng(replay_seed), device, n_step=cfg.agent.n_step, gamma=cfg.agent.gamma,
-                          prioritized=getattr(cfg.agent, "prioritized", False),
-                          action_shape=env.action_space.shape)
+    env, eval_env = suite.build_env(cfg, "train"), suite.build_env(cfg, "eval")
+    agent = suite.build_agent(cfg, env, np.random.default_rng(agent_seed), device, transform)
+    replay = suite.build_replay(cfg, env, np.random.default_rng(replay_seed), device)
     n_params = {name: count_parameters(net) for name, net in agent.networks().items()}
     print(f"parameters: {n_params} | run folder: {run_dir}", flush=True)
     checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep)
@@ -74,9 +79,9 @@ def _train(cfg: Config, run_dir: Path, callbacks, stop: StopRequest) -> dict:
     latest = checkpointer.load_latest()
     Logger.rewind(run_dir, latest[3] if latest else None)  # drop what was logged after the checkpoint
     logger = Logger(run_dir)
-    pruning = PruningCallback(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates)
-    suite_callbacks = [pruning, HealthCallback(cfg.health, cfg.seed)]
-    trainer = Trainer(cfg, agent, env, eval_env, replay, logger, [*suite_callbacks, *callbacks], checkpointer, stop)
+    pruning, own = suite.build_callbacks(cfg)
+    trainer = Trainer(suite.loop_config(cfg), agent, env, eval_env, replay, logger, [*own, *callbacks], checkpointer,
+                      stop)
     if latest:
         path, state, arrays, _ = latest
         trainer.last_checkpoint = path
@@ -133,8 +138,7 @@ def main(dcfg: DictConfig) -> None:
 
 
 def run(dcfg: DictConfig, run_dir: Path) -> None:
-    cfg = to_objects(dcfg)
-    validate(cfg)
+    cfg = suite.checked(dcfg)
     resuming = check_same_config(run_dir, dcfg, "run folder")
     if resuming and is_complete(run_dir):
         Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep).finish()  # if a kill came right after summary
@@ -148,8 +152,11 @@ def run(dcfg: DictConfig, run_dir: Path) -> None:
 
 if __name__ == "__main__":
     try:
-        preflight(sys.argv[1:])
+        suite.preflight(sys.argv[1:])
+        main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    main()
+    except Aborted as e:  # a second Ctrl-C while the first was being answered
+        print(e, file=sys.stderr, flush=True)
+        sys.exit(128 + signal.SIGINT)

@@ -16,9 +16,12 @@ from omegaconf import MISSING
 from torch import nn
 
 from agents.exploration import linear_epsilon
-from agents.networks import build_network
-from agents.replay import Batch, check_learning_schedule
-from training.errors import require
+from agents.networks import build_network, trainable
+from agents.registry import AGENTS
+from agents.replay import check_learning_schedule
+from core.errors import require
+from core.protocols import Batch, UpdateResult
+from core.spaces import ActionKind
 
 
 class Loss(str, Enum):
@@ -86,19 +89,21 @@ def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: Loss) -> torch.Te
     return F.mse_loss(q_taken, target)
 
 
+@AGENTS.register("dqn", config=DQNConfig, actions=ActionKind.discrete)
 class DQN:
     def __init__(self, cfg: DQNConfig, network_cfg, obs_shape: tuple[int, ...], n_actions: int,
-                 rng: np.random.Generator, device: torch.device):
+                 rng: np.random.Generator, device: torch.device, transform=None):
+        """``transform`` is applied to the online network as it is built (an adapter); the target copies it."""
         self.cfg, self.n_actions, self.rng, self.device = cfg, n_actions, rng, device
-        self.online = self.build_network(network_cfg, obs_shape, n_actions).to(device)
+        self.online = self.build_network(network_cfg, obs_shape, n_actions, transform).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
+        self.optimizer = torch.optim.Adam(trainable(self.online), lr=cfg.lr, eps=cfg.adam_eps,
                                           **({"fused": True} if device.type in ("cpu", "cuda") else {}))
         self.updates = 0
         self._target_every_updates = cfg.target_update_period // cfg.update_period
 
-    def build_network(self, network_cfg, obs_shape: tuple[int, ...], n_actions: int) -> nn.Module:
-        return build_network(network_cfg, obs_shape, n_actions)
+    def build_network(self, network_cfg, obs_shape: tuple[int, ...], n_actions: int, transform=None) -> nn.Module:
+        return build_network(network_cfg, obs_shape, n_actions, transform=transform)
 
     def networks(self) -> dict[str, nn.Module]:
         """What may be pruned and measured. The target is a copy of ``online`` and inherits its zeros."""
@@ -107,6 +112,9 @@ class DQN:
     def target_networks(self) -> dict[str, nn.Module]:
         """The hard-copied target, by the name of the network it copies."""
         return {"online": self.target}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"online": self.optimizer}
 
     def network_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """What each network takes, for replay states and the actions taken there (health probes)."""
@@ -130,15 +138,9 @@ class DQN:
             q = self.online.q_values(torch.from_numpy(np.asarray(obs)).to(self.device).unsqueeze(0))
         return int(q.argmax(dim=1).item())
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One Adam step on a batch. Returns detached tensors so the hot loop never blocks on ``.item()``; the
-        logger converts them when it writes.
-
-        The target copy due after every ``target_update_period`` agent steps is taken at the start of the next
-        update rather than at the end of this one: the same weights reach the target, but only after the loop's
-        ``on_update_end`` callbacks have run, so a pruned network's target inherits its zeros."""
-        if self.updates % self._target_every_updates == 0:
-            self.sync_target()
+    def update(self, batch: Batch) -> UpdateResult:
+        """One Adam step on a batch, then the target copy when due. Returns detached tensors so the hot loop never
+        blocks on ``.item()``; the logger converts them when it writes."""
         with torch.no_grad():
             next_q_target = self.target(batch.next_obs)
             next_q_online = self.online(batch.next_obs) if self.cfg.double else None
@@ -146,19 +148,30 @@ class DQN:
         q_taken = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         loss = td_loss(q_taken, target, self.cfg.loss)
         self.optimize(loss)
-        return {"losses/td_loss": loss.detach(), "losses/q_values": q_taken.detach().mean()}
+        return UpdateResult(losses={"losses/td_loss": loss.detach()},
+                            metrics={"losses/q_values": q_taken.detach().mean()})
 
     def optimize(self, loss: torch.Tensor) -> None:
-        """One Adam step on ``loss`` (with optional gradient clipping); counts the update."""
+        """One Adam step on ``loss`` (with optional gradient clipping); counts the update and, every
+        ``target_update_period`` agent steps, copies the online network into the target (as Dopamine: after the
+        step, so the copy holds whatever the optimizer's step hooks left, e.g. re-applied pruning masks)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
+        if self.updates % self._target_every_updates == 0:
+            self.sync_target()
 
     def sync_target(self) -> None:
         self.target.load_state_dict(self.online.state_dict())
+
+    def rng_state(self) -> dict:
+        return {"numpy": self.rng.bit_generator.state}
+
+    def set_rng_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["numpy"]
 
     def state_dict(self) -> dict:
         return {"online": self.online.state_dict(), "target": self.target.state_dict(),

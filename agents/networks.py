@@ -1,8 +1,9 @@
-"""Network builders: ``build_network(cfg, obs_shape, n_out, head=None, cls=QNetwork)``.
+"""Network builders: ``build_network(cfg, obs_shape, n_out, head=None, cls=QNetwork, transform=None)``.
 
-Every network exposes ``features`` (everything up to the penultimate activation) and ``head`` (the output
-layer), and every nonlinearity is its own named ``nn.ReLU`` so forward hooks (dormant neurons, srank) can find
-activations by name.
+Every network declares its layers: ``features`` (everything up to the penultimate activation), ``head`` (the output
+layer) and ``builder_weights`` (the names of the weight tensors the builder made, which the pruner may prune). Every
+nonlinearity is its own named ``nn.ReLU``, so forward hooks (dormant neurons, srank) find activations by name. A
+``transform`` (an adapter) runs on the finished network: whatever it adds is in none of these declarations.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from enum import Enum
 import torch
 from torch import nn
 
-from training.errors import require
+from agents.registry import NETWORKS
+from core.errors import require
+from core.spaces import ObservationKind
 
 
 class Padding(str, Enum):
@@ -111,11 +114,13 @@ def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 class Network(nn.Module):
     """``head(features(x))``; uint8 pixels are divided by ``uint8_max`` inside (255; 1 for MinAtar's 0/1 grids), so
-    replay and acting can stay uint8."""
+    replay and acting can stay uint8. ``builder_weights`` are the weight tensors (ndim > 1) of ``features`` and
+    ``head`` as built: the default set of prunable weights, which nothing added later joins."""
 
-    def __init__(self, features: nn.Sequential, head: nn.Linear, channels_last: bool = False, uint8_max: float = 255.0):
+    def __init__(self, features: nn.Sequential, head: nn.Module, channels_last: bool = False, uint8_max: float = 255.0):
         super().__init__()
         self.features, self.head, self.channels_last, self.uint8_max = features, head, channels_last, uint8_max
+        self.builder_weights = frozenset(name for name, p in self.named_parameters() if p.ndim > 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
@@ -137,6 +142,7 @@ class QNetwork(Network):
 Features = tuple[OrderedDict[str, nn.Module], int]  # layers up to the penultimate activation, and its width
 
 
+@NETWORKS.register("nature_cnn", config=NatureCNNConfig, observations=(ObservationKind.pixels,), xavier_init=True)
 def nature_cnn_features(cfg: NatureCNNConfig, obs_shape: tuple[int, ...]) -> Features:
     c, h, w = obs_shape
     layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -173,6 +179,7 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(self.relu2(self.conv1(self.relu1(x))))
 
 
+@NETWORKS.register("impala", config=ImpalaConfig, observations=(ObservationKind.pixels,), xavier_init=True)
 def impala_features(cfg: ImpalaConfig, obs_shape: tuple[int, ...]) -> Features:
     c, h, w = obs_shape
     layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -196,6 +203,8 @@ def impala_features(cfg: ImpalaConfig, obs_shape: tuple[int, ...]) -> Features:
     return layers, hidden
 
 
+@NETWORKS.register("minatar_cnn", config=MinAtarCNNConfig, observations=(ObservationKind.grid,), xavier_init=True,
+                   uint8_max=1.0)
 def minatar_cnn_features(cfg: MinAtarCNNConfig, obs_shape: tuple[int, ...]) -> Features:
     c, h, w = obs_shape
     channels, hidden = _scaled(cfg.channels, cfg.width), _scaled(cfg.dense, cfg.width)
@@ -206,6 +215,7 @@ def minatar_cnn_features(cfg: MinAtarCNNConfig, obs_shape: tuple[int, ...]) -> F
     return layers, hidden
 
 
+@NETWORKS.register("mlp", config=MLPConfig, observations=tuple(ObservationKind))
 def mlp_features(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> Features:
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     in_dim = math.prod(obs_shape)
@@ -217,29 +227,32 @@ def mlp_features(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> Features:
     return layers, in_dim
 
 
-FEATURES = {"nature_cnn": nature_cnn_features, "impala": impala_features, "mlp": mlp_features,
-            "minatar_cnn": minatar_cnn_features}
-XAVIER_INIT = ("nature_cnn", "impala", "minatar_cnn")
-
-
-def build_network(cfg, obs_shape: tuple[int, ...], n_out: int,
-                  head: Callable[[int, int], nn.Module] | None = None, cls: type[Network] = QNetwork) -> Network:
+def build_network(cfg, obs_shape: tuple[int, ...], n_out: int, head: Callable[[int, int], nn.Module] | None = None,
+                  cls: type[Network] = QNetwork, transform: Callable[[Network], Network] | None = None) -> Network:
     """The features of ``cfg.name`` and a head, by default ``nn.Linear(hidden, n_out)``; ``head(hidden, n_out)``
-    builds another (a distributional or dueling head), ``cls`` another kind of network (a policy). Conv networks
-    get Dopamine's init (Xavier-uniform weights, zero biases) on every plain conv and linear layer; MLPs keep
-    PyTorch's default, as CleanRL. Layers of other types (noisy layers) keep their own init."""
-    layers, hidden = FEATURES[cfg.name](cfg, tuple(obs_shape))
+    builds another (a distributional or dueling head), ``cls`` another kind of network (a policy). Networks that
+    register ``xavier_init`` get Dopamine's init (Xavier-uniform weights, zero biases) on every plain conv and linear
+    layer; MLPs keep PyTorch's default, as CleanRL. Layers of other types (noisy layers) keep their own init.
+    ``transform`` then gets the finished network and returns the one to use (an adapter: it may freeze parameters
+    and add modules; agents build their optimizers afterwards, over what requires a gradient)."""
+    spec = NETWORKS.get(cfg.name)
+    layers, hidden = spec.target(cfg, tuple(obs_shape))
     channels_last = getattr(cfg, "channels_last", False)
     net = cls(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last,
-              uint8_max=1.0 if cfg.name == "minatar_cnn" else 255.0)
-    if cfg.name in XAVIER_INIT:
+              uint8_max=spec.uint8_max)
+    if spec.xavier_init:
         for m in net.modules():
             if type(m) in (nn.Conv2d, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    return net
+    return transform(net) if transform is not None else net
+
+
+def trainable(*modules: nn.Module) -> list[nn.Parameter]:
+    """The parameters an optimizer should hold: those that require a gradient (an adapter freezes the rest)."""
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -17,8 +17,12 @@ from torch import nn
 from agents.dqn import DQN, ValueAgentConfig
 from agents.networks import build_network
 from agents.noisy import NoisyLinear
-from agents.replay import SAMPLE_LOSSES, Batch
-from training.errors import require
+from agents.registry import AGENTS
+from core.errors import require
+from core.protocols import Batch, UpdateResult
+from core.spaces import ActionKind
+
+PRIORITY_EPS = 1e-10  # Dopamine: priority = sqrt(loss + 1e-10)
 
 
 @dataclass
@@ -105,11 +109,12 @@ def noise_off(net: nn.Module):
         net.train(was_training)
 
 
+@AGENTS.register("rainbow", config=RainbowConfig, actions=ActionKind.discrete)
 class Rainbow(DQN):
-    def build_network(self, network_cfg, obs_shape: tuple[int, ...], n_actions: int) -> nn.Module:
+    def build_network(self, network_cfg, obs_shape: tuple[int, ...], n_actions: int, transform=None) -> nn.Module:
         c = self.cfg
         support = torch.linspace(c.v_min, c.v_max, c.num_atoms)
-        return build_network(network_cfg, obs_shape, n_actions,
+        return build_network(network_cfg, obs_shape, n_actions, transform=transform,
                              head=lambda hidden, n: C51Head(hidden, n, support, c.dueling, c.noisy, c.noisy_sigma0))
 
     def epsilon(self, env_step: int) -> float:
@@ -121,12 +126,10 @@ class Rainbow(DQN):
         with noise_off(self.online):
             return super().greedy(obs, eval_mode)
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One Adam step on the importance-weighted C51 loss (Dopamine: mean(w · CE)). Returns the per-transition
-        cross-entropies under ``SAMPLE_LOSSES`` for the replay's priorities; ``losses/c51_loss`` is their plain
-        mean. Target copies as in DQN."""
-        if self.updates % self._target_every_updates == 0:
-            self.sync_target()
+    def update(self, batch: Batch) -> UpdateResult:
+        """One Adam step on the importance-weighted C51 loss (Dopamine: mean(w · CE)); ``losses/c51_loss`` is the
+        plain mean of the cross-entropies. With prioritized replay, each transition's new priority is
+        √(CE + 1e-10), as Dopamine's agent computes it (in float64). Target copies as in DQN."""
         head = self.online.head
         rows = torch.arange(len(batch.actions), device=batch.actions.device)
         with torch.no_grad():
@@ -140,5 +143,6 @@ class Rainbow(DQN):
         loss = (batch.weights * losses).mean()
         self.optimize(loss)
         q_taken = logits.detach().softmax(dim=-1) @ head.support
-        return {"losses/c51_loss": losses.detach().mean(), "losses/q_values": q_taken.mean(),
-                SAMPLE_LOSSES: losses.detach()}
+        priorities = (losses.detach().double() + PRIORITY_EPS).sqrt() if self.cfg.prioritized else None
+        return UpdateResult(losses={"losses/c51_loss": losses.detach().mean()},
+                            metrics={"losses/q_values": q_taken.mean()}, priorities=priorities)

@@ -22,26 +22,14 @@ bytes of bookkeeping (23 with priorities), about 7.07 GB for 1M transitions, 7.0
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 
 from agents.sum_tree import SumTree
-from training.errors import require
+from core.errors import require
+from core.protocols import Batch
 
-SAMPLE_LOSSES = "sample_losses"  # key of the per-transition losses an agent returns for prioritized replay
-PRIORITY_EPS = 1e-10  # Dopamine: priority = sqrt(loss + 1e-10)
-
-
-class Batch(NamedTuple):
-    obs: torch.Tensor
-    actions: torch.Tensor
-    returns: torch.Tensor  # Σ_{t<k} γ^t r_t over the transition's k-step horizon (k = n unless the episode ended)
-    next_obs: torch.Tensor  # the observation k steps later
-    discounts: torch.Tensor  # γ^k, or 0 where the episode terminated within the horizon (no bootstrapping)
-    weights: torch.Tensor  # importance-sampling weights (ones for uniform replay)
-    indices: np.ndarray  # slots, to write priorities back
+IS_EPS = 1e-10  # keeps the importance weight of a zero-priority draw finite
 
 
 def check_learning_schedule(cfg) -> None:
@@ -217,13 +205,12 @@ class ReplayBuffer:
         idx = self._resample(tree.stratified_sample(batch_size, self.rng),
                              lambda n: tree.find(self.rng.random(n) * tree.total))
         probs = tree.get(idx) / tree.total
-        weights = 1.0 / np.sqrt(probs + PRIORITY_EPS)
+        weights = 1.0 / np.sqrt(probs + IS_EPS)
         return self.batch(idx, (weights / weights.max()).astype(np.float32))
 
-    def update_priorities(self, idx: np.ndarray, losses: torch.Tensor) -> None:
-        """Dopamine's rule: priority = √(loss + 1e-10) for each sampled transition."""
-        losses = losses.detach().to("cpu", torch.float64).numpy()
-        self.tree.set(idx, np.sqrt(losses + PRIORITY_EPS))
+    def update_priorities(self, idx: np.ndarray, priorities: torch.Tensor) -> None:
+        """New priorities for the sampled slots, as the agent computed them (Rainbow: √(loss + 1e-10))."""
+        self.tree.set(idx, priorities.detach().to("cpu", torch.float64).numpy())
 
     def sample_states(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Observations and the actions taken there, uniform, for probes that must not disturb the learner's

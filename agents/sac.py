@@ -17,9 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.networks import Network, build_network
-from agents.replay import Batch, check_learning_schedule
-from training.errors import require
+from agents.networks import Network, build_network, trainable
+from agents.registry import AGENTS
+from agents.replay import check_learning_schedule
+from core.errors import require
+from core.protocols import Batch, UpdateResult
+from core.spaces import ActionKind
 
 LOG_2 = math.log(2.0)
 
@@ -81,23 +84,26 @@ class Actor(Network):
         return torch.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
 
 
+@AGENTS.register("sac", config=SACConfig, actions=ActionKind.continuous, networks=("mlp",))
 class SAC:
     def __init__(self, cfg: SACConfig, network_cfg, obs_shape: tuple[int, ...], action_dim: int,
-                 rng: np.random.Generator, device: torch.device):
+                 rng: np.random.Generator, device: torch.device, transform=None):
+        """Critics read the flat state and action, so the network is an MLP. ``transform`` is applied to the actor
+        and each critic as they are built (an adapter); the targets copy the critics."""
         self.cfg, self.action_dim, self.rng, self.device = cfg, action_dim, rng, device
         obs_dim = math.prod(obs_shape)
-        self.actor = build_network(network_cfg, obs_shape, 2 * action_dim, cls=Actor).to(device)
+        self.actor = build_network(network_cfg, obs_shape, 2 * action_dim, cls=Actor, transform=transform).to(device)
         self.actor.log_std_min, self.actor.log_std_max = cfg.log_std_min, cfg.log_std_max
-        self.critic1 = build_network(network_cfg, (obs_dim + action_dim,), 1).to(device)
-        self.critic2 = build_network(network_cfg, (obs_dim + action_dim,), 1).to(device)
+        self.critic1 = build_network(network_cfg, (obs_dim + action_dim,), 1, transform=transform).to(device)
+        self.critic2 = build_network(network_cfg, (obs_dim + action_dim,), 1, transform=transform).to(device)
         self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=device, requires_grad=cfg.autotune)
         self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
         adam = {"eps": cfg.adam_eps, **({"fused": True} if device.type in ("cpu", "cuda") else {})}
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, **adam)
-        self.critic_opt = torch.optim.Adam([*self.critic1.parameters(), *self.critic2.parameters()],
-                                           lr=cfg.critic_lr, **adam)
+        self.actor_opt = torch.optim.Adam(trainable(self.actor), lr=cfg.actor_lr, **adam)
+        self._critic_params = trainable(self.critic1, self.critic2)
+        self.critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_lr, **adam)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, eps=cfg.adam_eps)
         self._online = [*self.critic1.parameters(), *self.critic2.parameters()]
         self._targets = [*self.target1.parameters(), *self.target2.parameters()]
@@ -109,6 +115,9 @@ class SAC:
     def target_networks(self) -> dict[str, nn.Module]:
         """Polyak averages of the critics, by the name of the network they follow."""
         return {"critic1": self.target1, "critic2": self.target2}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor": self.actor_opt, "critic": self.critic_opt, "alpha": self.alpha_opt}
 
     def network_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """What each network takes, for replay states and the actions taken there (health probes)."""
@@ -130,15 +139,12 @@ class SAC:
     def q(self, critic: nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return critic(torch.cat([obs.flatten(1), actions], dim=1)).squeeze(1)
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def update(self, batch: Batch) -> UpdateResult:
         """One gradient step, as Dopamine's JAX SAC: the critic, actor and temperature losses are all computed from
-        the same parameters, then each part takes its Adam step. The actor's loss goes through the critics with
-        their weights frozen. The Polyak step that follows an update is taken at the start of the next one: the
-        same targets reach every loss, but only after the loop's callbacks have run, so with pruning a target
-        averages masked critics, never weights that the step moved and the mask will zero. Returns detached
-        tensors tagged as CleanRL's ``sac_continuous_action.py``."""
-        with torch.no_grad():
-            torch._foreach_lerp_(self._targets, self._online, self.cfg.tau)  # a no-op at the first update
+        the same parameters, then each part takes its Adam step, then the target critics take their Polyak step
+        toward the stepped critics (so with pruning they average masked weights: the critics' optimizer hooks
+        re-apply the masks inside its step). The actor's loss goes through the critics with their weights frozen.
+        Returns detached tensors tagged as CleanRL's ``sac_continuous_action.py``."""
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
             next_a, next_logp = self.actor.sample(batch.next_obs)
@@ -157,23 +163,32 @@ class SAC:
         (qf1_loss + qf2_loss + actor_loss).backward()
         self.critic_opt.step()
         self.actor_opt.step()
+        losses = {"losses/qf1_loss": qf1_loss.detach(), "losses/qf2_loss": qf2_loss.detach(),
+                  "losses/qf_loss": (qf1_loss.detach() + qf2_loss.detach()) / 2.0,
+                  "losses/actor_loss": actor_loss.detach()}
         metrics = {"losses/qf1_values": q1.detach().mean(), "losses/qf2_values": q2.detach().mean(),
-                   "losses/qf1_loss": qf1_loss.detach(), "losses/qf2_loss": qf2_loss.detach(),
-                   "losses/qf_loss": (qf1_loss.detach() + qf2_loss.detach()) / 2.0,
-                   "losses/actor_loss": actor_loss.detach(), "losses/alpha": alpha,
-                   "losses/entropy": -logp.detach().mean()}
+                   "losses/alpha": alpha, "losses/entropy": -logp.detach().mean()}
         if self.cfg.autotune:
             alpha_loss = -(self.log_alpha.exp() * (logp.detach() + self.target_entropy)).mean()
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_opt.step()
-            metrics["losses/alpha_loss"] = alpha_loss.detach()
+            losses["losses/alpha_loss"] = alpha_loss.detach()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._targets, self._online, self.cfg.tau)
         self.updates += 1
-        return metrics
+        return UpdateResult(losses=losses, metrics=metrics)
 
     def _critics_grad(self, on: bool) -> None:
-        for p in self._online:
+        """Freeze (and unfreeze) the critics' trainable weights; what an adapter froze stays frozen."""
+        for p in self._critic_params:
             p.requires_grad_(on)
+
+    def rng_state(self) -> dict:
+        return {"numpy": self.rng.bit_generator.state}
+
+    def set_rng_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["numpy"]
 
     def state_dict(self) -> dict:
         return {"actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(),

@@ -35,10 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", type=float, help="a horizontal line, e.g. a published score")
     args = parser.parse_args(argv)
 
-    import matplotlib
+    import matplotlib  # heavy (about 0.5 s): only the command that draws pays for it, not eval_curve's readers
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the non-interactive backend
 
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
     for run in args.runs:

@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from analysis.learning_curve import eval_curve
-from training.run_folder import CONFIG, SUMMARY
-from training.sweep import failure, run_dirs, status
+from core.run_files import CONFIG, SUMMARY, failure, run_dirs, status
 
 COLUMNS = ["run", "status", "error", "agent", "env", "game", "network", "width", "sparsity", "seed", "score"]
 
@@ -45,9 +46,6 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
 def missing_runs(sweep_dir: Path) -> list[str]:
     """The jobs of the sweep's last launch (Hydra's ``multirun.yaml``: its sweeper params and command line) that
     have no run folder, e.g. jobs a cluster never started; each as its space-separated overrides."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     path = sweep_dir / "multirun.yaml"
     if not path.is_file():
         return []

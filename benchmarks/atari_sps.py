@@ -22,10 +22,9 @@ from pathlib import Path
 
 import torch
 
+import suite
 import train
-from training.callbacks import Callback
-from training.config import to_objects
-from training.preflight import _compose
+from core.callbacks import Callback
 
 
 class Clock(Callback):
@@ -35,7 +34,7 @@ class Clock(Callback):
     def __init__(self):
         self.first = self.last = None
 
-    def on_update_end(self, trainer, metrics):
+    def on_update_end(self, trainer, result):
         self.last = (time.perf_counter(), trainer.env_step)
         self.first = self.first or self.last
 
@@ -57,14 +56,13 @@ def learner_step_ms(agent, replay, n=50) -> float:
 def measure(steps: int, learning_starts: int, overrides: list[str]) -> dict:
     """Train on Pong for ``learning_starts + steps`` agent steps; the loop's SPS and the bare learner step (ms)
     timed after the first update and after the last."""
-    cfg = to_objects(_compose([f"total_env_steps={learning_starts + steps}", f"agent.learning_starts={learning_starts}",
-                               "agent.replay_capacity=100000", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
-                               "env.max_episode_steps=2000", "agent.epsilon_decay_steps=1", "progress=false",
-                               *overrides]))
+    cfg = suite.compose([f"total_env_steps={learning_starts + steps}", f"agent.learning_starts={learning_starts}",
+                         "agent.replay_capacity=100000", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
+                         "env.max_episode_steps=2000", "agent.epsilon_decay_steps=1", "progress=false", *overrides])
     clock, grab = Clock(), {}
 
     class Grab(Callback):
-        def on_update_end(self, trainer, metrics):
+        def on_update_end(self, trainer, result):
             if trainer.updates == 1:
                 grab["before"] = learner_step_ms(trainer.agent, trainer.replay)
 

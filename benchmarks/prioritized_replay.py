@@ -21,7 +21,7 @@ from timing import median_ms
 
 from agents.networks import NatureCNNConfig
 from agents.rainbow import Rainbow, RainbowConfig
-from agents.replay import SAMPLE_LOSSES, ReplayBuffer
+from agents.replay import ReplayBuffer
 
 
 def main() -> None:
@@ -45,10 +45,10 @@ def main() -> None:
     uniform = median_ms(lambda: buf.batch(buf.sample_indices(32, rng)), 300, warmup=20)
     prioritized = median_ms(lambda: buf.sample(32), 300, warmup=20)
     batch = buf.sample(32)
-    losses = torch.rand(32) * 4
-    write_back = median_ms(lambda: buf.update_priorities(batch.indices, losses), 300, warmup=20)
+    priorities = torch.rand(32, dtype=torch.float64) * 2
+    write_back = median_ms(lambda: buf.update_priorities(batch.indices, priorities), 300, warmup=20)
     agent = Rainbow(RainbowConfig(), NatureCNNConfig(), (4, 84, 84), 6, np.random.default_rng(0), torch.device("cpu"))
-    learn = median_ms(lambda: agent.update(batch)[SAMPLE_LOSSES], 30, warmup=5)
+    learn = median_ms(lambda: agent.update(batch).priorities, 30, warmup=5)
     extra = prioritized + write_back - uniform
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; per batch of 32 at {args.capacity:,}:")
     print(f"  uniform sample (DQN)               {uniform:.3f} ms")

@@ -21,18 +21,17 @@ from pathlib import Path
 from atari_sps import Clock, learner_step_ms
 from timing import median_ms
 
+import suite
 import train
-from pruning.callbacks import HealthCallback
-from training.callbacks import Callback
-from training.config import to_objects
-from training.preflight import _compose
+from core.callbacks import Callback
+from pruning.health import HealthCallback
 
 
 def run(steps: int, sparsity: float, overrides: list[str], parts: dict) -> tuple[float, float]:
-    cfg = to_objects(_compose([f"total_env_steps={1000 + steps}", "agent.learning_starts=1000",
-                               "agent.replay_capacity=100000", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
-                               "env.max_episode_steps=2000", "agent.epsilon_decay_steps=1", "progress=false",
-                               f"sparsity={sparsity}", *overrides]))
+    cfg = suite.compose([f"total_env_steps={1000 + steps}", "agent.learning_starts=1000",
+                         "agent.replay_capacity=100000", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
+                         "env.max_episode_steps=2000", "agent.epsilon_decay_steps=1", "progress=false",
+                         f"sparsity={sparsity}", *overrides])
     clock, probe = Clock(), {}
 
     class ProbeTimer(Callback):

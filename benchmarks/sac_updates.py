@@ -3,10 +3,10 @@ dims, 6 action dims, batch 256, 2x256 MLPs at width 1).
 
     python benchmarks/sac_updates.py [--rounds 3] [--threads 1]
 
-A sparse update is the dense update plus the pruner's ``apply()`` (the masks multiplied into the weights after
-every optimizer step, as the pruning callback does): masked weights stay dense tensors, so sparsity gives no speed
-by itself. Dense and sparse alternate within each width, and each figure is the median of its rounds, so drift on
-this noisy machine hits both sides of a ratio.
+A sparse update is the dense update with the pruner attached (the masks multiplied into the weights after every
+optimizer step, in its post-step hooks, as the pruning method does): masked weights stay dense tensors, so
+sparsity gives no speed by itself. Dense and sparse alternate within each width, and each figure is the median of
+its rounds, so drift on this noisy machine hits both sides of a ratio.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 from timing import median_ms
 
 from agents.networks import MLPConfig
-from agents.replay import Batch
 from agents.sac import SAC, SACConfig
+from core.protocols import Batch
 from pruning.pruner import MagnitudePruner
 
 OBS, ACT, BATCH = 24, 6, 256
@@ -33,16 +33,13 @@ def update_ms(width: float, sparsity: float, repeats: int) -> float:
     pruner = MagnitudePruner(agent.networks())
     if sparsity > 0:
         pruner.prune_to(sparsity)
+    pruner.attach(agent.optimizers())
     g = torch.Generator().manual_seed(0)
     batch = Batch(torch.randn(BATCH, OBS, generator=g), torch.rand(BATCH, ACT, generator=g) * 2 - 1,
                   torch.randn(BATCH, generator=g), torch.randn(BATCH, OBS, generator=g), torch.full((BATCH,), 0.99),
                   torch.ones(BATCH), np.arange(BATCH))
 
-    def step():
-        agent.update(batch)
-        pruner.apply()
-
-    return median_ms(step, repeats, warmup=3)
+    return median_ms(lambda: agent.update(batch), repeats, warmup=3)
 
 
 def main() -> None:

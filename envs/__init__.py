@@ -1,5 +1,6 @@
 """Environment factory: ``make_env(env_cfg, seed, mode)`` returns a seeded Gymnasium env.
 
+Each suite registers its factory in ``envs/registry.py`` (with the observations it gives and the actions it takes).
 Every env returned here records raw episode statistics in ``info["episode"]`` (Gymnasium's
 ``RecordEpisodeStatistics``), which is what the loop logs; reward clipping for the learner happens in the loop.
 """
@@ -9,28 +10,13 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from envs.registry import ENVS
+
 
 def make_env(cfg, seed: int, mode: str = "train") -> gym.Env:
     """``mode`` is ``train`` or ``eval``: both follow the same protocol, and the caller gives each its own seed,
     which seeds the action space here and must be passed to the first ``reset(seed=...)``."""
-    if cfg.name == "atari":
-        from envs.atari import make_atari
-
-        env = make_atari(cfg)
-    elif cfg.name == "classic":
-        from envs.classic import make_classic
-
-        env = make_classic(cfg)
-    elif cfg.name == "dmc":
-        from envs.dmc import make_dmc
-
-        env = make_dmc(cfg)
-    elif cfg.name == "minatar":
-        from envs.minatar import make_minatar
-
-        env = make_minatar(cfg)
-    else:
-        raise ValueError(f"unknown env {cfg.name!r}")
+    env = ENVS.get(cfg.name).target(cfg)
     env.action_space.seed(seed)
     return env
 

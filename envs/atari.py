@@ -24,7 +24,9 @@ import ale_py
 import gymnasium as gym
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, RecordEpisodeStatistics
 
-from training.errors import require
+from core.errors import require
+from core.spaces import ActionKind, ObservationKind
+from envs.registry import ENVS
 
 
 class Profile(str, Enum):
@@ -86,6 +88,7 @@ class LifeLossInfo(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+@ENVS.register("atari", config=AtariConfig, observations=ObservationKind.pixels, actions=(ActionKind.discrete,))
 def make_atari(cfg: AtariConfig) -> gym.Env:
     gym.register_envs(ale_py)
     nature = cfg.profile == Profile.nature

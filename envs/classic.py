@@ -8,7 +8,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import RecordEpisodeStatistics, RescaleAction
 
-from training.errors import require
+from core.errors import require
+from core.spaces import ActionKind, ObservationKind
+from envs.registry import ENVS
 
 DISCRETE_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 CONTINUOUS_IDS = ("Pendulum-v1", "MountainCarContinuous-v0")
@@ -27,6 +29,12 @@ class ClassicConfig:
                 "must be > 0 or null")
 
 
+def action_kind(cfg: ClassicConfig) -> ActionKind:
+    return ActionKind.continuous if cfg.id in CONTINUOUS_IDS else ActionKind.discrete
+
+
+@ENVS.register("classic", config=ClassicConfig, observations=ObservationKind.vector,
+               actions=(ActionKind.discrete, ActionKind.continuous), actions_of=action_kind)
 def make_classic(cfg: ClassicConfig) -> gym.Env:
     """Continuous actions are rescaled to [-1, 1], the range of a squashed policy (and of dm_control)."""
     env = gym.make(cfg.id)

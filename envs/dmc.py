@@ -17,7 +17,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import FlattenObservation, RecordEpisodeStatistics, TransformObservation
 
-from training.errors import require
+from core.errors import require
+from core.spaces import ActionKind, ObservationKind
+from envs.registry import ENVS
 
 
 @dataclass
@@ -37,7 +39,7 @@ class DMCConfig:
 
 def _import_suite():
     os.environ.setdefault("MUJOCO_GL", "disable")  # state observations only: no OpenGL context (set egl to render)
-    from dm_control import suite
+    from dm_control import suite  # heavy (MuJoCo), and MUJOCO_GL must be set first
 
     return suite
 
@@ -64,9 +66,10 @@ class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, total, terminated, truncated, info
 
 
+@ENVS.register("dmc", config=DMCConfig, observations=ObservationKind.vector, actions=(ActionKind.continuous,))
 def make_dmc(cfg: DMCConfig) -> gym.Env:
     _import_suite()
-    import shimmy
+    import shimmy  # heavy (dm_control, MuJoCo): only dm_control runs import it
 
     gym.register_envs(shimmy)
     env = gym.make(f"dm_control/{cfg.id}-v0")

@@ -15,7 +15,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import RecordEpisodeStatistics, TransformObservation
 
-from training.errors import require
+from core.errors import require
+from core.spaces import ActionKind, ObservationKind
+from envs.registry import ENVS
 
 GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway", "seaquest": "Seaquest",
          "space_invaders": "SpaceInvaders"}
@@ -36,8 +38,9 @@ class MinAtarConfig:
                 "must be > 0 or null")
 
 
+@ENVS.register("minatar", config=MinAtarConfig, observations=ObservationKind.grid, actions=(ActionKind.discrete,))
 def make_minatar(cfg: MinAtarConfig) -> gym.Env:
-    import minatar.gym
+    import minatar.gym  # heavy (it imports seaborn: about 1 s), so only MinAtar runs pay for it
 
     env_id = f"MinAtar/{GAMES[cfg.id]}-v1"
     if env_id not in gym.registry:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ale_py
 import gymnasium as gym
 import numpy as np
 import torch
@@ -54,32 +55,37 @@ def set_rng_state(env: gym.Env, state: dict[str, Any]) -> None:
         _set_generator_state(u.game.random, state["minatar"]["random"])
         u.game.last_action = state["minatar"]["last_action"]
     if "ale" in state:
-        import ale_py
-
         u.ale.restoreState(ale_py.ALEState(state["ale"].numpy().tobytes()))
 
 
-class EpisodeRecorder:
-    """Wraps the training env's ``reset`` and ``step`` calls to keep what ``resume`` needs: the env's random state
-    before this episode's reset (or the seed of the first reset) and the actions taken since."""
+class EpisodeRecorder(gym.Wrapper):
+    """The env as the loop uses it (``core.protocols.ResumableEnv``): it keeps what ``resume`` needs, the env's
+    random state before this episode's reset (or the seed of the first reset) and the actions taken since, and
+    gives and takes the env's random state between episodes (``rng_state``)."""
 
     def __init__(self, env: gym.Env):
-        self.env = env
-        self.seed: int | None = None
+        super().__init__(env)
+        self.first_seed: int | None = None
         self.start: dict[str, Any] | None = None
         self.actions: list = []
 
-    def reset(self, seed: int | None = None):
-        self.seed, self.start = seed, None if seed is not None else rng_state(self.env)
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.first_seed, self.start = seed, None if seed is not None else rng_state(self.env)
         self.actions = []
-        return self.env.reset(seed=seed)
+        return self.env.reset(seed=seed, options=options)
 
     def step(self, action):
         self.actions.append(action)
         return self.env.step(action)
 
+    def rng_state(self) -> dict[str, Any]:
+        return rng_state(self.env)
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        set_rng_state(self.env, state)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "start": self.start,
+        return {"seed": self.first_seed, "start": self.start,
                 "actions": torch.as_tensor(np.asarray(self.actions)) if self.actions else None}
 
     def resume(self, state: dict[str, Any], init_seed: int, expected_obs: np.ndarray) -> np.ndarray:

@@ -1,16 +1,23 @@
 """Network-health metrics on a batch of replay states: dormant neurons (Sokar et al. 2023), srank (Kumar et al.
 2021), units whose whole fan-in is pruned, parameter and gradient norms, and output statistics (``q_mean`` for value
-networks, ``output_mean`` for others, e.g. a policy)."""
+networks, ``output_mean`` for others, e.g. a policy); and the callback that probes every network periodically.
+
+The probe reads the layers a network declares: the ReLUs inside its ``features`` and the input of its ``head``
+(the penultimate features), so layers an adapter adds beside them are not measured."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
+from core.callbacks import Callback
+from core.errors import require
+from core.protocols import TrainerView, UpdateResult
 from pruning.measure import prunable_weights
-from training.errors import require
 
 
 @dataclass
@@ -50,25 +57,21 @@ def fanin_pruned_fraction(weight: torch.Tensor) -> float:
     return float((weight.detach().flatten(1) == 0).all(dim=1).float().mean())
 
 
-def _relus(net: nn.Module) -> dict[str, nn.Module]:
-    return {name: m for name, m in net.named_modules() if isinstance(m, nn.ReLU)}
-
-
-def _last_linear(net: nn.Module) -> nn.Linear | None:
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
+def _feature_relus(net: nn.Module) -> dict[str, nn.Module]:
+    """The ReLUs of the network's ``features``, by their name in the whole network (``features.relu1``)."""
+    inside = set(net.features.modules())
+    return {name: m for name, m in net.named_modules() if isinstance(m, nn.ReLU) and m in inside}
 
 
 @torch.inference_mode()
 def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> dict[str, float]:
-    """All health metrics of one network, tagged ``dormant/<name>/…`` and ``health/<name>/…``. The network runs in
-    eval mode (noisy layers at their means), so a probe neither measures noise nor draws from the training RNG."""
+    """All health metrics of one network (one with ``features`` and ``head``), tagged ``dormant/<name>/…`` and
+    ``health/<name>/…``. The network runs in eval mode (noisy layers at their means), so a probe neither measures
+    noise nor draws from the training RNG."""
     acts: dict[str, torch.Tensor] = {}
     hooks = [m.register_forward_hook(lambda _m, _i, out, key=k: acts.__setitem__(key, out))
-             for k, m in _relus(net).items()]
-    head = _last_linear(net)
-    if head is not None:
-        hooks.append(head.register_forward_pre_hook(lambda _m, inp: acts.__setitem__("_penultimate", inp[0])))
+             for k, m in _feature_relus(net).items()]
+    hooks.append(net.head.register_forward_pre_hook(lambda _m, inp: acts.__setitem__("_penultimate", inp[0])))
     was_training = net.training
     net.eval()
     try:
@@ -102,3 +105,31 @@ def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> di
     metrics[f"health/{name}/{kind}_mean"] = float(out.float().mean())
     metrics[f"health/{name}/{kind}_var"] = float(out.float().var())
     return metrics
+
+
+class HealthCallback(Callback):
+    """Every ``every_updates`` updates, probes each network on ``batch_size`` replay states drawn with its own RNG
+    (so probing does not change which batches the learner sees) and logs the metrics and the probe's own time."""
+
+    def __init__(self, cfg: HealthConfig, seed: int):
+        self.cfg = cfg
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4EA1]))
+
+    def on_update_end(self, trainer: TrainerView, result: UpdateResult) -> None:
+        if trainer.updates % self.cfg.every_updates == 0:
+            self.measure(trainer)
+
+    def measure(self, trainer: TrainerView) -> dict[str, float]:
+        t0 = time.perf_counter()
+        inputs = trainer.agent.network_inputs(*trainer.replay.sample_states(self.cfg.batch_size, self.rng))
+        out: dict[str, float] = {}
+        for name, net in trainer.agent.networks().items():
+            out.update(probe(name, net, inputs[name], self.cfg))
+        trainer.logger.log({**out, "health/probe_seconds": time.perf_counter() - t0}, trainer.env_step)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]

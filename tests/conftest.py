@@ -3,9 +3,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
+
+import suite
 
 ROOT = Path(__file__).resolve().parent.parent
+suite.register_configs()  # as importing train.py does
 
 
 def run_train(*overrides: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -17,14 +19,4 @@ def run_train(*overrides: str, timeout: float = 900) -> subprocess.CompletedProc
 @pytest.fixture
 def compose_cfg():
     """Compose ``conf/`` in-process with Hydra's compose API and return the validated dataclass config."""
-    import train  # noqa: F401  (registers the schemas)
-    from training.config import to_objects, validate
-    from training.preflight import _compose
-
-    def _make(*overrides: str):
-        cfg = to_objects(_compose(list(overrides)))
-        GlobalHydra.instance().clear()
-        validate(cfg)
-        return cfg
-
-    return _make
+    return lambda *overrides: suite.compose(list(overrides))

@@ -2,6 +2,7 @@
 
 ``python -m tests.interrupt SIGNAL step N <overrides>``: after agent step N (before its evaluation and checkpoint).
 ``python -m tests.interrupt SIGNAL eval N <overrides>``: during the evaluation at agent step N, at its 5th action.
+``SIGNAL`` may be ``SIGINTx2``: Ctrl-C pressed twice in a row.
 """
 
 import os
@@ -13,14 +14,16 @@ import training.loop as loop
 
 
 def main() -> None:
-    sig, where, at = signal.Signals[sys.argv[1]], sys.argv[2], int(sys.argv[3])
+    name, _, times = sys.argv[1].partition("x")
+    sig, where, at, times = signal.Signals[name], sys.argv[2], int(sys.argv[3]), int(times or 1)
     if where == "step":
         step = loop.Trainer._step
 
         def _step(trainer):
             step(trainer)
             if trainer.env_step == at:
-                os.kill(os.getpid(), sig)
+                for _ in range(times):
+                    os.kill(os.getpid(), sig)
 
         loop.Trainer._step = _step
     else:
@@ -34,7 +37,8 @@ def main() -> None:
             def counting_act(*args, **kwargs):
                 calls[0] += 1
                 if calls[0] == 5:
-                    os.kill(os.getpid(), sig)
+                    for _ in range(times):
+                        os.kill(os.getpid(), sig)
                 return act(*args, **kwargs)
 
             agent.act = counting_act

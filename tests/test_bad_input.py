@@ -4,11 +4,12 @@ Each case goes through ``preflight``, the check ``train.py`` runs before anythin
 sample of them also runs as a real ``python train.py`` command, which checks the exit code and the printed line.
 """
 
+import psutil
 import pytest
 
-import train  # noqa: F401  (registers the config schemas, as running train.py does)
+from suite import preflight
 from tests.conftest import run_train
-from training.preflight import UserError, preflight
+from training.preflight import UserError
 
 CASES = [
     # (overrides, words the one line must contain)
@@ -79,6 +80,9 @@ CASES = [
     # 1M Atari transitions are 7.07 GB per checkpoint: no disk holds a million of them
     (["checkpoint.keep=1_000_000"], ["hydra.run.dir", "not enough disk space", "checkpoint.keep"]),
     (["hydra.run.dir=/proc/pedrl/run"], ["hydra.run.dir", "/proc is not writable"]),
+    # a replay of 100M Atari transitions (707 GB) fits in no machine's memory: refused before the kernel kills it
+    (["agent.replay_capacity=100_000_000", "total_env_steps=100_000_000", "checkpoint.replay=false"],
+     ["agent.replay_capacity=100000000", "707.10 GB of memory", "GB are available", "lower agent.replay_capacity"]),
 ]
 
 
@@ -111,6 +115,21 @@ def test_bad_command_exits_2_with_one_line(tmp_path, overrides, words):
     check_line(lines[0], words)
     assert "Traceback" not in out.stderr + out.stdout
     assert not run_dir.exists()
+
+
+def test_parallel_jobs_must_fit_in_memory_together(tmp_path):
+    """A replay buffer that fits once does not fit twice: a joblib sweep of two parallel jobs is refused, naming
+    the figure and both keys to lower; one job at a time (n_jobs=1) passes, and so does printing the config."""
+    capacity = int(0.6 * psutil.virtual_memory().available / 7071)  # 7,071 bytes per Atari transition
+    args = [f"agent.replay_capacity={capacity}", f"total_env_steps={capacity}", "checkpoint.replay=false"]
+    preflight([f"hydra.run.dir={tmp_path / 'one'}", *args])
+    sweep = ["-m", "hydra/launcher=joblib", f"hydra.sweep.dir={tmp_path / 'sweep'}", "seed=0,1", *args]
+    with pytest.raises(UserError) as e:
+        preflight([*sweep, "hydra.launcher.n_jobs=2"])
+    check_line(f"error: {e.value}", [f"agent.replay_capacity={capacity}", "for each of 2 parallel jobs",
+                                     "lower agent.replay_capacity or hydra.launcher.n_jobs"])
+    preflight([*sweep, "hydra.launcher.n_jobs=1"])
+    preflight(["--cfg", "job", "agent.replay_capacity=100_000_000", "total_env_steps=100_000_000"])
 
 
 def tree(folder):

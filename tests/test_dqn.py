@@ -7,7 +7,7 @@ import torch
 from agents.dqn import DQN, DQNConfig, Loss, td_loss, td_target
 from agents.exploration import linear_epsilon
 from agents.networks import MLPConfig
-from agents.replay import Batch
+from core.protocols import Batch
 
 
 def test_td_target_by_hand():
@@ -51,27 +51,27 @@ def test_target_copied_every_target_period_in_agent_steps():
     agent = make_agent()  # 6 agent steps / 2 per update = a copy every 3 updates
     w = lambda net: net.head.weight.detach().clone()  # noqa: E731
     initial = w(agent.target)
-    for _ in range(3):
+    for _ in range(2):
         agent.update(batch())
+    torch.testing.assert_close(w(agent.target), initial)
+    agent.update(batch())  # the copy is due after update 3: taken at its end, after the optimizer step
     after_three = w(agent.online)
     assert not torch.equal(after_three, initial)
-    torch.testing.assert_close(w(agent.target), initial)
-    # the copy due after update 3 is taken as update 4 starts (after the loop's callbacks have run)
-    agent.update(batch())
     torch.testing.assert_close(w(agent.target), after_three)
     for _ in range(2):
         agent.update(batch())
     torch.testing.assert_close(w(agent.target), after_three)
     agent.update(batch())
     assert not torch.equal(w(agent.target), after_three)
+    torch.testing.assert_close(w(agent.target), w(agent.online))
 
 
 def test_update_reduces_loss_on_a_fixed_batch():
     agent = make_agent(target_update_period=10_000)
     b = batch()
-    first = agent.update(b)["losses/td_loss"].item()
+    first = agent.update(b).losses["losses/td_loss"].item()
     for _ in range(300):
-        last = agent.update(b)["losses/td_loss"].item()
+        last = agent.update(b).losses["losses/td_loss"].item()
     assert last < 0.05 * first
 
 

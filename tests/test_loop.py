@@ -5,8 +5,8 @@ import json
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
+from core.callbacks import Callback
 from tests.conftest import run_train
-from training.callbacks import Callback
 
 
 class Recorder(Callback):
@@ -19,8 +19,8 @@ class Recorder(Callback):
     def on_env_step(self, trainer):
         self.events.append(("step", trainer.env_step, trainer.updates))
 
-    def on_update_end(self, trainer, metrics):
-        assert set(metrics) == {"losses/td_loss", "losses/q_values"}
+    def on_update_end(self, trainer, result):
+        assert set(result.losses) == {"losses/td_loss"} and set(result.metrics) == {"losses/q_values"}
         self.events.append(("update", trainer.env_step, trainer.updates))
 
     def on_eval_end(self, trainer, metrics):

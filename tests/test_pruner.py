@@ -1,15 +1,18 @@
 """Masks on real networks and real Adam steps."""
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from agents.dqn import DQN, DQNConfig
 from agents.networks import MLPConfig, NatureCNNConfig, build_network
-from agents.replay import Batch
+from core.protocols import Batch, UpdateResult
+from pruning.gmp import GMP, GMPConfig
 from pruning.measure import weight_sparsity
 from pruning.pruner import Distribution, MagnitudePruner, Scope, top_k_mask
+from training.logger import Logger
 
 
 def test_top_k_breaks_ties_by_lowest_index():
@@ -49,16 +52,17 @@ def test_pruned_weights_stay_zero_through_adam_and_targets_inherit_them():
     agent = make_agent()
     pruner = MagnitudePruner(agent.networks())
     pruner.prune_to(0.8)
+    handles, frozen = pruner.attach(agent.optimizers())  # masks re-applied after every Adam step, inside it
+    assert len(handles) == 1 and frozen == []
     g = torch.Generator().manual_seed(0)
     pruned = {k: m == 0 for k, m in pruner.masks.items()}
-    for _ in range(12):  # the loop's order: update (Adam step), then the callback re-applies the masks
+    for _ in range(12):
         agent.update(random_batch(g))
         grads = {k: p.grad for k, p in pruner.params.items()}
         assert any(float(grads[k][pruned[k]].abs().sum()) > 0 for k in grads)  # gradients do flow to them
-        pruner.apply()
         for k, p in pruner.params.items():
             assert torch.count_nonzero(p[pruned[k]]) == 0
-    # 12 updates with a copy every 5: the last copy (start of update 11) saw masked online weights
+    # 12 updates with a copy every 5: the last copy (end of update 10) saw masked online weights
     for name, p in agent.target.named_parameters():
         if p.ndim > 1:
             assert torch.equal(p == 0, pruner.masks[f"online/{name}"] == 0)
@@ -108,16 +112,10 @@ def test_state_dict_round_trip_and_plain_parameters():
 
 def test_callback_state_dict_continues_the_schedule_exactly(tmp_path):
     """Two runs of the same updates, one interrupted halfway and rebuilt from state_dicts, end identical."""
-    from types import SimpleNamespace
-
-    from pruning.callbacks import PruningCallback
-    from pruning.pruner import PruningConfig
-    from training.logger import Logger
-
-    cfg = PruningConfig(start_frac=0.2, end_frac=0.8, update_freq_updates=3)
+    cfg = GMPConfig(start_frac=0.2, end_frac=0.8, update_freq_updates=3)
 
     def start(agent, state=None, updates=0):
-        cb = PruningCallback(cfg, sparsity=0.9, log_every_updates=1000)
+        cb = GMP(cfg, sparsity=0.9, log_every_updates=1000)
         if state is not None:
             cb.load_state_dict(state)
         trainer = SimpleNamespace(agent=agent, total_updates=40, updates=updates, env_step=updates, resumed=bool(state),
@@ -126,9 +124,9 @@ def test_callback_state_dict_continues_the_schedule_exactly(tmp_path):
         return cb, trainer
 
     def step(agent, cb, trainer, g):
-        agent.update(random_batch(g))
+        agent.update(random_batch(g))  # masks are recomputed and re-applied inside its optimizer step
         trainer.updates += 1
-        cb.on_update_end(trainer, {})
+        cb.on_update_end(trainer, UpdateResult(losses={}))
 
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     torch.manual_seed(0)

@@ -9,8 +9,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import train
 from analysis import learning_curve
 from analysis.learning_curve import eval_curve
+from core.callbacks import Callback
 from tests.conftest import run_train
-from training.callbacks import Callback
 
 
 def test_pong_run_ends_at_the_target_sparsity_with_every_tag(tmp_path):

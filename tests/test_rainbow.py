@@ -9,7 +9,7 @@ import torch
 from agents.networks import MLPConfig
 from agents.noisy import NoisyLinear
 from agents.rainbow import C51Head, Rainbow, RainbowConfig, c51_loss, project_distribution
-from agents.replay import SAMPLE_LOSSES, Batch
+from core.protocols import Batch
 
 SUPPORT = torch.tensor([0.0, 1.0, 2.0])  # v_min 0, v_max 2, Δz 1
 P = torch.tensor([0.2, 0.3, 0.5])
@@ -111,12 +111,14 @@ def test_update_lowers_the_c51_loss_and_returns_per_transition_losses(variant):
     agent = make_agent(**variant)
     b = batch(discount=0.0)  # terminal targets: two atoms each, so the cross-entropy can fall far
     first = agent.update(b)
-    assert set(first) == {"losses/c51_loss", "losses/q_values", SAMPLE_LOSSES}
-    assert first[SAMPLE_LOSSES].shape == (16,)
-    torch.testing.assert_close(first["losses/c51_loss"], first[SAMPLE_LOSSES].mean())
+    assert set(first.losses) == {"losses/c51_loss"} and set(first.metrics) == {"losses/q_values"}
+    # Dopamine's priorities: √(cross-entropy + 1e-10), one per transition, in float64
+    assert first.priorities.shape == (16,) and first.priorities.dtype == torch.float64
+    torch.testing.assert_close(first.losses["losses/c51_loss"].double(), (first.priorities ** 2 - 1e-10).mean())
     for _ in range(100):
         last = agent.update(b)
-    assert last["losses/c51_loss"] < 0.5 * first["losses/c51_loss"]
+    assert last.losses["losses/c51_loss"] < 0.5 * first.losses["losses/c51_loss"]
+    assert make_agent(prioritized=False, **variant).update(b).priorities is None  # uniform replay needs none
 
 
 def test_importance_weights_scale_each_transitions_gradient():

@@ -114,12 +114,14 @@ def test_checkpoint_size_is_what_was_written(tmp_path):
     ("SIGTERM", "step", 1234, 1234),  # checkpoint at the signal, off the schedule
     ("SIGTERM", "eval", 1000, 1000),  # the interrupted evaluation is re-run on resume
     ("SIGUSR1", "step", 2222, 2222),
+    ("SIGINT", "step", 1777, 1777),  # Ctrl-C: the same stop request
+    ("SIGINT", "eval", 2000, 2000),
 ])
 def test_kill_and_resume_is_exact(tmp_path, cartpole_baseline, sig, where, at, resumed_from):
     run_dir = tmp_path / "run"
     args = [*CARTPOLE, f"hydra.run.dir={run_dir}"]
     out = interrupt(sig, where, at, args)
-    # SIGKILL: killed by the signal; SIGTERM, SIGUSR1: a clean exit with the shell's code for it, 128 + signal
+    # SIGKILL: killed by the signal; SIGTERM, SIGUSR1, SIGINT: a clean exit with the shell's code for it, 128 + signal
     assert out.returncode == (-9 if sig == "SIGKILL" else 128 + signal.Signals[sig]), out.stderr[-3000:]
     if sig != "SIGKILL":
         assert out.stderr.strip().splitlines()[-1].startswith(f"stopped by {sig} at agent step {at}; checkpoint:")
@@ -130,6 +132,21 @@ def test_kill_and_resume_is_exact(tmp_path, cartpole_baseline, sig, where, at, r
         assert "resuming" not in resumed.stdout
     else:
         assert f"resuming from {run_dir}/checkpoints/step_{resumed_from:012d}" in resumed.stdout
+    assert_same_run(cartpole_baseline, run_dir)
+
+
+def test_a_second_ctrl_c_aborts_at_once_and_the_last_checkpoint_resumes_exactly(tmp_path, cartpole_baseline):
+    run_dir = tmp_path / "run"
+    args = [*CARTPOLE, f"hydra.run.dir={run_dir}"]
+    out = interrupt("SIGINTx2", "step", 1777, args)
+    assert out.returncode == 130, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines() == ["aborted by a second SIGINT; no checkpoint was written, the last one is "
+                                               "intact: run the same command again to resume from it"]
+    assert [p.name for p in Checkpointer(run_dir / "checkpoints", 2).complete()] == ["step_000000001600",
+                                                                                     "step_000000001200"]
+    resumed = run_train(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {run_dir}/checkpoints/step_000000001600" in resumed.stdout
     assert_same_run(cartpole_baseline, run_dir)
 
 

@@ -3,6 +3,9 @@
 import os
 import signal
 
+import pytest
+
+from core.errors import ConfigError
 from training.run_folder import exclusive
 from training.signals import StopRequest
 
@@ -34,10 +37,6 @@ def test_submitits_requeue_signal_is_passed_on_even_after_a_sigterm():
 
 
 def test_a_run_folder_is_locked_against_a_second_process(tmp_path):
-    import pytest
-
-    from training.errors import ConfigError
-
     with exclusive(tmp_path):
         with pytest.raises(ConfigError, match="another process is training in this folder"):
             with exclusive(tmp_path):

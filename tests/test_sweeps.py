@@ -8,15 +8,16 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 from rliable import library as rly
 from rliable import metrics
 
-import train  # noqa: F401  (registers the config schemas)
 from analysis.aggregate import score_matrices
 from analysis.normalize import normalize
 from analysis.sweep_runs import load_runs
+from suite import preflight
 from tests.conftest import ROOT, run_train
-from training.preflight import UserError, preflight
+from training.preflight import UserError, compose
 
 TINY = ["env=minatar", "total_env_steps=1200", "eval.every_env_steps=600", "eval.episodes=2", "progress=false"]
 FIGURES = ["summary.csv", "scaling_law.png", "scaling_law.pdf", "performance_profile.png", "performance_profile.pdf",
@@ -127,14 +128,10 @@ def test_preset_sweeps_are_checked_value_by_value_before_any_job():
 
 
 def compose_hydra(*overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
-        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
-    GlobalHydra.instance().clear()
-    return cfg
+    try:
+        return compose(list(overrides), with_hydra=True)
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def test_atari_preset_is_the_papers_grid():

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.errors import require
+from core.errors import require
 
 STATE, MANIFEST, LOGGER = "state.pt", "manifest.json", "logger.json"
 

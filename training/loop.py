@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,41 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.replay import SAMPLE_LOSSES, ReplayBuffer
-from envs.snapshot import EpisodeRecorder, rng_state, set_rng_state
-from training.callbacks import Callback
-from training.checkpoint import Checkpointer
-from training.config import Config
+from core.callbacks import Callback
+from core.errors import require
+from core.protocols import Agent, Replay, ResumableEnv, UpdateResult
+from training.checkpoint import CheckpointConfig, Checkpointer
 from training.logger import Logger
 from training.signals import StopRequest
 
 EVAL_SEED_OFFSET = 1_000_003
+
+
+@dataclass
+class EvalConfig:
+    every_env_steps: int = 250_000  # agent steps between evaluations (one Dopamine iteration); always once at the end
+    episodes: int = 10
+
+    def validate(self) -> None:
+        require(self.every_env_steps >= 1, "every_env_steps", self.every_env_steps, "must be >= 1")
+        require(self.episodes >= 1, "episodes", self.episodes, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """What the loop reads from a run's config (the composition root fills it); periods in agent steps."""
+
+    total_env_steps: int
+    learning_starts: int  # agent steps before the first update
+    update_period: int  # one gradient update every this many agent steps
+    batch_size: int
+    replay_capacity: int
+    reward_clip: float | None  # rewards are clipped to ±c for the learner only
+    seed: int
+    eval: EvalConfig
+    checkpoint: CheckpointConfig
+    log_every_env_steps: int
+    progress: bool
 
 
 class Diverged(RuntimeError):
@@ -51,7 +78,7 @@ class Stopped(Exception):
                          "run the same command again to resume")
 
 
-def evaluate(agent, env: gym.Env, episodes: int, env_step: int,
+def evaluate(agent: Agent, env: gym.Env, episodes: int, env_step: int,
              should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
     """Mean raw return of full episodes acted with the agent's evaluation policy (ε = ``eval_epsilon``); None if
     ``should_stop`` turned true before the last episode ended."""
@@ -75,17 +102,15 @@ def count_updates(total_env_steps: int, learning_starts: int, update_period: int
     return max(total_env_steps // update_period - learning_starts // update_period, 0)
 
 
-def _is_loss(tag: str) -> bool:
-    return tag.startswith("losses/") and "loss" in tag.rsplit("/", 1)[-1]
-
-
 class Trainer:
-    def __init__(self, cfg: Config, agent, env: gym.Env, eval_env: gym.Env, replay: ReplayBuffer, logger: Logger,
-                 callbacks: Sequence[Callback] = (), checkpointer: Checkpointer | None = None,
+    """The loop over agent steps (``core.protocols.TrainerView`` is what callbacks see of it). It is written against
+    the protocols of ``core``: any agent, replay and resumable env that provide them train here."""
+
+    def __init__(self, cfg: LoopConfig, agent: Agent, env: ResumableEnv, eval_env: ResumableEnv, replay: Replay,
+                 logger: Logger, callbacks: Sequence[Callback] = (), checkpointer: Checkpointer | None = None,
                  stop: StopRequest | None = None):
         self.cfg, self.agent, self.env, self.eval_env = cfg, agent, env, eval_env
         self.replay, self.logger, self.callbacks, self.checkpointer = replay, logger, list(callbacks), checkpointer
-        self.recorder = EpisodeRecorder(env)
         self.env_step = 0
         self.updates = 0
         self.last_eval: dict[str, float] = {}
@@ -98,15 +123,15 @@ class Trainer:
         self._saved_step = -1
         self._resume_state: dict[str, Any] | None = None
         self.stop = stop if stop is not None else StopRequest()  # not `or`: an idle request is falsy
-        self.total_updates = count_updates(cfg.total_env_steps, cfg.agent.learning_starts, cfg.agent.update_period)
+        self.total_updates = count_updates(cfg.total_env_steps, cfg.learning_starts, cfg.update_period)
 
     # --- checkpoint state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"env_step": self.env_step, "updates": self.updates, "last_eval": self.last_eval,
                 "train_metrics": {k: torch.as_tensor(v).detach().cpu() for k, v in self.train_metrics.items()},
                 "episode_return": self.episode_return, "eval_pending": self.eval_pending,
-                "obs": torch.from_numpy(np.array(self.obs)), "env": self.recorder.state_dict(),
-                "eval_env": rng_state(self.eval_env), "torch_rng": torch.get_rng_state()}
+                "obs": torch.from_numpy(np.array(self.obs)), "env": self.env.state_dict(),
+                "eval_env": self.eval_env.rng_state(), "torch_rng": torch.get_rng_state()}
 
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {"trainer": self.state_dict(), "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
@@ -148,14 +173,14 @@ class Trainer:
             cb.on_train_start(self)
         self.eval_env.reset(seed=cfg.seed + EVAL_SEED_OFFSET)  # seeds the eval env once; later resets continue it
         if self._resume_state is None:
-            self.obs, _ = self.recorder.reset(seed=cfg.seed)
+            self.obs, _ = self.env.reset(seed=cfg.seed)
         else:
             s = self._resume_state
             try:
-                self.obs = self.recorder.resume(s["env"], cfg.seed, s["obs"].numpy())
+                self.obs = self.env.resume(s["env"], cfg.seed, s["obs"].numpy())
             except RuntimeError as e:
                 raise ResumeError(f"cannot resume from {self.last_checkpoint}: {e}") from None
-            set_rng_state(self.eval_env, s["eval_env"])
+            self.eval_env.set_rng_state(s["eval_env"])
             if not self.replay_stored and self.env_step < total:
                 self._refill()
             if self.stop:  # nothing has changed since the checkpoint: no need to write another
@@ -181,18 +206,18 @@ class Trainer:
         """One env step with the agent's policy, its transition stored; the episode statistics if it ended.
         ``cut`` ends the episode here as a truncation (the env is reset)."""
         action = self.agent.act(self.obs, self.env_step)
-        next_obs, reward, terminated, truncated, info = self.recorder.step(action)
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
         self.env_step += 1
-        clip = self.cfg.env.reward_clip
+        clip = self.cfg.reward_clip
         if clip is not None:
             reward = min(max(reward, -clip), clip)
         episode_end = terminated or truncated or cut
         self.replay.add(self.obs, action, reward, terminated or info.get("life_lost", False), episode_end, next_obs)
-        self.obs = self.recorder.reset()[0] if episode_end else next_obs
+        self.obs = self.env.reset()[0] if episode_end else next_obs
         return info["episode"] if terminated or truncated else None
 
     def _step(self) -> None:
-        a, logger = self.cfg.agent, self.logger
+        cfg, logger = self.cfg, self.logger
         episode = self._act_and_store()
         if episode is not None:
             self.episode_return = float(episode["r"])
@@ -200,17 +225,16 @@ class Trainer:
                        self.env_step)
         for cb in self.callbacks:
             cb.on_env_step(self)
-        if self.env_step > a.learning_starts and self.env_step % a.update_period == 0:
-            batch = self.replay.sample(a.batch_size)
-            metrics = self.agent.update(batch)
+        if self.env_step > cfg.learning_starts and self.env_step % cfg.update_period == 0:
+            batch = self.replay.sample(cfg.batch_size)
+            result = self.agent.update(batch)
             self.updates += 1
-            self._check_finite(metrics)
-            sample_losses = metrics.pop(SAMPLE_LOSSES, None)
-            if self.replay.prioritized:
-                self.replay.update_priorities(batch.indices, sample_losses)
-            self.train_metrics = metrics
+            self._check_finite(result)
+            if result.priorities is not None:
+                self.replay.update_priorities(batch.indices, result.priorities)
+            self.train_metrics = result.logged()
             for cb in self.callbacks:
-                cb.on_update_end(self, metrics)
+                cb.on_update_end(self, result)
         if self.env_step % self.cfg.log_every_env_steps == 0:
             now = time.perf_counter()
             sps = (self.env_step - self._window_step) / (now - self._window_t)
@@ -235,16 +259,13 @@ class Trainer:
             raise Stopped(self.stop, step, self.last_checkpoint)
 
     def _evaluate(self) -> None:
-        """If a stop request interrupts it, every random state it used (the eval env's, the agent's ``rng`` and
-        torch's) is put back, so the checkpoint holds the state from before it and the resumed run re-runs it."""
-        agent_rng = getattr(self.agent, "rng", None)
-        before = (rng_state(self.eval_env), agent_rng.bit_generator.state if agent_rng else None,
-                  torch.get_rng_state())
+        """If a stop request interrupts it, every random state it used (the eval env's, the agent's and torch's)
+        is put back, so the checkpoint holds the state from before it and the resumed run re-runs it."""
+        before = self.eval_env.rng_state(), self.agent.rng_state(), torch.get_rng_state()
         result = evaluate(self.agent, self.eval_env, self.cfg.eval.episodes, self.env_step, lambda: bool(self.stop))
         if result is None:
-            set_rng_state(self.eval_env, before[0])
-            if agent_rng:
-                agent_rng.bit_generator.state = before[1]
+            self.eval_env.set_rng_state(before[0])
+            self.agent.set_rng_state(before[1])
             torch.set_rng_state(before[2])
             self.eval_pending = True
             return
@@ -255,10 +276,10 @@ class Trainer:
             cb.on_eval_end(self, result)
         self._window_t, self._window_step = time.perf_counter(), self.env_step  # keep evaluation out of training SPS
 
-    def _check_finite(self, metrics: dict[str, Any]) -> None:
-        """One host sync per update (free on CPU, and acting already syncs every step)."""
-        for tag, value in metrics.items():
-            if _is_loss(tag) and not math.isfinite(float(value)):
+    def _check_finite(self, result: UpdateResult) -> None:
+        """The losses the agent reported: one host sync per update (free on CPU; acting already syncs every step)."""
+        for tag, value in result.losses.items():
+            if not math.isfinite(float(value)):
                 raise Diverged(f"{tag} is {float(value)} at update {self.updates} (agent step {self.env_step}); "
                                f"the run stops here. {self._last_good()}")
 
@@ -294,7 +315,7 @@ class Trainer:
         the resumed run keeps its schedules but is not identical to an uninterrupted one. The refill's last
         episode is cut (stored as truncated) and the env reset."""
         step = self.env_step
-        n = min(step, self.cfg.agent.learning_starts, self.cfg.agent.replay_capacity)
+        n = min(step, self.cfg.learning_starts, self.cfg.replay_capacity)
         print(f"this checkpoint holds no replay (checkpoint.replay=false): refilling it with {n:,} env steps",
               flush=True)
         for i in range(n):

@@ -2,28 +2,35 @@
 
 Hydra reports a bad override as several lines plus a hint about ``HYDRA_FULL_ERROR``; range errors would only
 surface inside the job, after the run folder exists. Here the same config is composed with Hydra's compose API
-(each value of a multirun sweep once), converted to the dataclass schema and validated, so a mistyped override
-costs a second and touches nothing.
+(each value of a multirun sweep once) and handed to the caller's check (the composition root converts it to the
+dataclass schema and validates it), and the output folder is checked for room on disk and the replay buffers for
+room in memory, so a mistyped override or an impossible run costs a second and touches nothing.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from hydra import compose, initialize_config_dir
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from training.config import to_objects, validate
-from training.errors import ConfigError
-from training.run_folder import check_same_config, check_space, check_writable, checkpoint_bytes, is_complete
+from core.errors import ConfigError
+from core.run_files import is_complete
+from training.run_folder import check_memory, check_same_config, check_space, check_writable
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _SKIP = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+_PRINT_ONLY = {"--cfg", "-c"}  # prints the config: nothing is written or allocated
 _WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
                "--config-dir", "-cd", "--experimental-rerun"}
 
@@ -36,9 +43,9 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def split_argv(argv: list[str]) -> tuple[list[str], bool, bool]:
-    """(overrides, is_multirun, skip) from Hydra's command line."""
-    overrides, multirun, skip, i = [], False, False, 0
+def split_argv(argv: list[str]) -> tuple[list[str], bool, bool, bool]:
+    """(overrides, is_multirun, skip, print_only) from Hydra's command line."""
+    overrides, multirun, skip, print_only, i = [], False, False, False, 0
     while i < len(argv):
         arg = argv[i]
         if arg in _SKIP or arg.startswith("--info="):
@@ -46,11 +53,12 @@ def split_argv(argv: list[str]) -> tuple[list[str], bool, bool]:
         elif arg in ("-m", "--multirun"):
             multirun = True
         elif arg in _WITH_VALUE:
+            print_only = print_only or arg in _PRINT_ONLY
             i += 1
         elif not arg.startswith("-"):
             overrides.append(arg)
         i += 1
-    return overrides, multirun, skip
+    return overrides, multirun, skip, print_only
 
 
 def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -72,16 +80,16 @@ def _variants(overrides: list[str], multirun: bool) -> list[list[str]]:
     return variants
 
 
-def _compose(overrides: list[str], with_hydra: bool = False):
+def compose(overrides: list[str], with_hydra: bool = False):
+    """``conf/`` composed with these overrides by Hydra's compose API, as ``train.py`` would (a ``DictConfig``)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
+        return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
 
 
-def _preset_variants(cfg, overrides: list[str]) -> list[list[str]]:
+def _preset_variants(params, overrides: list[str]) -> list[list[str]]:
     """One override list per value of a config-set sweep (``+sweep=<preset>``'s ``hydra.sweeper.params``) that the
     command line does not replace."""
-    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
     given = {_key_of(o)[0] for o in overrides}
     return [[*overrides, f"{key}={value}"] for key, values in params.items() if key not in given
             for value in str(values).split(",")]
@@ -119,7 +127,7 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
 
 def _known_options(group: str, key: str) -> list[str]:
     """Options of ``group`` whose config has ``key`` (e.g. the networks with ``hidden_sizes``)."""
-    return [o for o in group_options(group) if OmegaConf.select(_compose([f"{group}={o}"]), key) is not None]
+    return [o for o in group_options(group) if OmegaConf.select(compose([f"{group}={o}"]), key) is not None]
 
 
 def _failing_key(text: str) -> str:
@@ -141,16 +149,39 @@ def _expected(cause: ValidationError, value: str) -> str:
 
 def _known_keys(parent: str, overrides: list[str]) -> list[str]:
     try:
-        node = _compose(overrides)
+        node = compose(overrides)
     except HydraException:
-        node = _compose([])
+        node = compose([])
     sub = OmegaConf.select(node, parent) if parent else node
     return sorted(str(k) for k in sub.keys()) if sub is not None else []
 
 
-def preflight(argv: list[str]) -> None:
-    """Raise ``UserError`` with one line if the command line would fail; otherwise return silently."""
-    overrides, multirun, skip = split_argv(argv)
+def _job_count(overrides: list[str], multirun: bool, preset: dict) -> int:
+    """Jobs in the sweep: the product of the sizes of its swept keys, from the command line or the preset."""
+    if not multirun:
+        return 1
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    sizes = {o.get_key_element(): len(list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()}
+    given = {_key_of(o)[0] for o in overrides}
+    sizes.update({key: len(str(values).split(",")) for key, values in preset.items() if key not in given})
+    return math.prod(sizes.values())
+
+
+def _parallel_jobs(hydra_overrides: dict[str, str], jobs: int) -> int:
+    """Jobs that hold their replay in this machine's memory at once: joblib's ``n_jobs`` (negative counts back from
+    the core count, as joblib does), at most the sweep's jobs; one otherwise."""
+    if hydra_overrides.get("hydra/launcher") != "joblib":
+        return 1
+    n = int(hydra_overrides.get("hydra.launcher.n_jobs", -1))
+    cores = os.cpu_count() or 1
+    return max(1, min(n if n > 0 else cores + 1 + n, jobs))
+
+
+def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callable[[Any], int]) -> None:
+    """Raise ``UserError`` with one line if the command line would fail; otherwise return silently. ``check``
+    turns a composed config into the checked config object (raising ``ConfigError``); ``replay_bytes`` gives the
+    memory of a run's full replay buffer, which checkpoints also hold."""
+    overrides, multirun, skip, print_only = split_argv(argv)
     if skip:
         return
     hydra_overrides = dict(_key_of(o) for o in overrides if _key_of(o)[0].startswith("hydra"))
@@ -161,40 +192,52 @@ def preflight(argv: list[str]) -> None:
         variants = _variants(overrides, multirun)
     except HydraException as e:
         raise UserError(" ".join(str(e).split())) from None
-    first = None
+    checked, preset = [], {}
     for i, variant in enumerate(variants):
         try:
             if i == 0 and multirun:
-                variants += _preset_variants(_compose(variant, with_hydra=True), variant)
-            cfg = _compose(variant)
+                preset = OmegaConf.select(compose(variant, with_hydra=True), "hydra.sweeper.params") or {}
+                variants += _preset_variants(preset, variant)
+            cfg = compose(variant)
         except Exception as e:  # noqa: BLE001 - every composition failure is the user's override
             raise UserError(_explain(e, variant)) from None
         finally:
             GlobalHydra.instance().clear()
         try:
-            validate(to_objects(cfg))
+            checked.append((cfg, check(cfg)))
         except ConfigError as e:
             raise UserError(str(e)) from None
         except OmegaConfBaseException as e:
             raise UserError(" ".join(str(e).split())) from None
-        first = first or cfg
+    if print_only:
+        return
     try:
-        check_output(first, hydra_overrides, multirun)
+        jobs = _parallel_jobs(hydra_overrides, _job_count(overrides, multirun, preset))
+        check_output(checked, replay_bytes, hydra_overrides, multirun, jobs)
     except ConfigError as e:
         raise UserError(str(e)) from None
 
 
-def check_output(cfg, hydra_overrides: dict[str, str], multirun: bool) -> None:
-    """The output folder can be written, holds no run of another config, and has room for the checkpoints."""
+def check_output(checked: list[tuple[Any, Any]], replay_bytes: Callable[[Any], int], hydra_overrides: dict[str, str],
+                 multirun: bool, jobs: int) -> None:
+    """The output folder can be written, holds no run of another config, and has room for the checkpoints; the
+    largest replay buffer of the command fits in memory, ``jobs`` times over. ``checked`` holds (composed, checked)
+    configs, the first being the command's own."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     explicit = hydra_overrides.get(key)
     path = Path(explicit) if explicit else Path("runs")  # Hydra's default folders are under ./runs
     check_writable(path, key)
     existing = 0
     if explicit and not multirun:
-        if check_same_config(path, cfg, key) and is_complete(path):
+        if check_same_config(path, checked[0][0], key) and is_complete(path):
             return
         existing = sum(f.stat().st_size for f in (path / "checkpoints").glob("step_*/*") if f.is_file())
-    c = to_objects(cfg).checkpoint
-    need = (c.keep + 1) * checkpoint_bytes(to_objects(cfg)) - existing
-    check_space(path, need, f"checkpoint.keep={c.keep} checkpoints plus the one being written", key)
+    objects = [obj for _, obj in checked]
+    replays = [replay_bytes(obj) for obj in objects]
+    keep = objects[0].checkpoint.keep
+    stored = max((r for r, obj in zip(replays, objects, strict=True) if obj.checkpoint.replay), default=0)
+    check_space(path, (keep + 1) * stored - existing, f"checkpoint.keep={keep} checkpoints plus the one being written",
+                key)
+    largest = max(range(len(objects)), key=replays.__getitem__)
+    fix = "lower agent.replay_capacity" + (" or hydra.launcher.n_jobs" if jobs > 1 else "")
+    check_memory(replays[largest], jobs, "agent.replay_capacity", objects[largest].agent.replay_capacity, fix)

@@ -7,7 +7,6 @@ and by the job itself (which also covers each job of a multirun sweep).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import tempfile
@@ -15,11 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 from omegaconf import OmegaConf
 
-from training.errors import ConfigError
+from core.errors import ConfigError
+from core.run_files import CONFIG
 
-CONFIG, SUMMARY = "config.yaml", "summary.json"
 FREE_KEYS = ("progress", "checkpoint")  # may change between the first start and a resume
 
 
@@ -71,14 +71,6 @@ def stored_config(run_dir: Path) -> dict | None:
     return plain(OmegaConf.load(path)) if path.is_file() else None
 
 
-def is_complete(run_dir: Path) -> bool:
-    try:
-        json.loads((run_dir / SUMMARY).read_text())
-        return True
-    except (OSError, ValueError):
-        return False
-
-
 def check_same_config(run_dir: Path, cfg, key: str = "hydra.run.dir") -> bool:
     """True if ``run_dir`` already holds a run of this config; raises ``ConfigError`` if it holds another one."""
     stored = stored_config(run_dir)
@@ -119,13 +111,11 @@ def check_space(path: Path, need_bytes: int, what: str, key: str) -> None:
                           f"or choose another {key}")
 
 
-def checkpoint_bytes(cfg) -> int:
-    """Upper estimate of one checkpoint's replay part: every slot the run can fill (frame + bookkeeping)."""
-    from agents.replay import bookkeeping_bytes
-    from envs import slot_sizes
-
-    if not cfg.checkpoint.replay:
-        return 0
-    frame, action_dim = slot_sizes(cfg.env)
-    extra = bookkeeping_bytes(getattr(cfg.agent, "prioritized", False), action_dim)
-    return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame + extra)
+def check_memory(need_bytes: int, jobs: int, key: str, value: object, fix: str) -> None:
+    """Fail now, not hours later when the replay buffer has filled and the kernel kills the run, if ``jobs`` runs
+    of ``need_bytes`` each do not fit in the memory available now."""
+    available = psutil.virtual_memory().available
+    if need_bytes * jobs > available:
+        each = f" for each of {jobs} parallel jobs" if jobs > 1 else ""
+        raise ConfigError(key, value, f"the replay buffer needs about {need_bytes / 1e9:.2f} GB of memory{each}, "
+                          f"{available / 1e9:.2f} GB are available; {fix}")

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from training.run_folder import CONFIG, SUMMARY, is_complete, write_atomic
-
-FAILED = "failed.json"
+from core.run_files import FAILED, SUMMARY, failure, run_dirs, status
+from training.run_folder import write_atomic
 
 
 def mark_failed(run_dir: Path, error: str, exit_code: int) -> None:
@@ -25,28 +24,6 @@ def mark_failed(run_dir: Path, error: str, exit_code: int) -> None:
 
 def clear_failed(run_dir: Path) -> None:
     (run_dir / FAILED).unlink(missing_ok=True)
-
-
-def failure(run_dir: Path) -> str | None:
-    """The last line of the error a job of ``run_dir`` failed with (a traceback's is the exception), or None."""
-    try:
-        return json.loads((run_dir / FAILED).read_text())["error"].strip().splitlines()[-1]
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-
-
-def run_dirs(sweep_dir: Path) -> list[Path]:
-    """Every job folder under ``sweep_dir``: one with Hydra's ``.hydra/``, the suite's ``config.yaml`` or a failure
-    note (a job can fail before it writes its config)."""
-    found = {p.parent.parent for p in sweep_dir.rglob(f".hydra/{CONFIG}")}
-    found |= {p.parent for name in (CONFIG, FAILED) for p in sweep_dir.rglob(name) if p.parent.name != ".hydra"}
-    return sorted(found)
-
-
-def status(run_dir: Path) -> str:
-    if is_complete(run_dir):
-        return "complete"
-    return "failed" if failure(run_dir) is not None else "unfinished"
 
 
 class SweepReport(Callback):

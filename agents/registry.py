@@ -1,0 +1,26 @@
+"""The agent and network tables. An agent registers with the actions it takes (and, if it is particular, the
+networks it can use); a network builder with the observations it reads and how it is initialised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.registry import Registry, Spec
+from core.spaces import ActionKind, ObservationKind
+
+
+@dataclass(frozen=True)
+class AgentSpec(Spec):
+    actions: ActionKind = ActionKind.discrete
+    networks: tuple[str, ...] | None = None  # the networks it can use; None: any that fits the env
+
+
+@dataclass(frozen=True)
+class NetworkSpec(Spec):
+    observations: tuple[ObservationKind, ...] = ()
+    xavier_init: bool = False  # Dopamine's init (Xavier-uniform weights, zero biases); else PyTorch's default
+    uint8_max: float = 255.0  # uint8 inputs are divided by this (1 for MinAtar's 0/1 grids)
+
+
+AGENTS: Registry[AgentSpec] = Registry("agent", AgentSpec, "agents")
+NETWORKS: Registry[NetworkSpec] = Registry("network", NetworkSpec, "agents")

@@ -1,0 +1,90 @@
+"""Gradual magnitude pruning (Zhu & Gupta 2017) as Obando-Ceron et al. 2024 use it, through JaxPruner's
+conventions: the cubic schedule of ``schedule.py`` over the run's gradient updates, masks by |w| with ERK per-layer
+targets, recomputed every ``update_freq_updates`` updates inside the window and frozen after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import require
+from core.protocols import TrainerView, UpdateResult
+from pruning.method import PruningMethod
+from pruning.pruner import Distribution, MagnitudePruner, Scope
+from pruning.registry import METHODS
+from pruning.schedule import gmp_sparsity, is_mask_update, pruning_window
+
+
+@dataclass
+class GMPConfig:
+    """GMP as Obando-Ceron et al. 2024 use it (JaxPruner's ``baselines/dopamine/configs``): prune from 20% to 80%
+    of the gradient updates, masks recomputed every 1,000 updates, ERK per layer, output layer included."""
+
+    name: str = "gmp"
+    start_frac: float = 0.2  # of the run's gradient updates
+    end_frac: float = 0.8
+    update_freq_updates: int = 1_000
+    distribution: Distribution = Distribution.erk
+    scope: Scope = Scope.layer
+    prune_output_layer: bool = True
+    mask_targets: bool = False  # also zero the pruned weights of target networks (see README)
+
+    def validate(self) -> None:
+        require(0 <= self.start_frac < 1, "start_frac", self.start_frac, "must be in [0, 1)")
+        require(self.start_frac < self.end_frac, "start_frac", self.start_frac,
+                f"the schedule must start before it ends: pruning.start_frac < pruning.end_frac ({self.end_frac})")
+        require(self.end_frac <= 1, "end_frac", self.end_frac, "must be in (pruning.start_frac, 1]")
+        require(self.update_freq_updates >= 1, "update_freq_updates", self.update_freq_updates, "must be >= 1")
+
+
+@METHODS.register("gmp", config=GMPConfig)
+class GMP(PruningMethod):
+    """Gradual magnitude pruning to ``sparsity`` over the run's gradient updates. Masks are recomputed and
+    re-applied inside each optimizer step (its post-step hook), so everything the agent derives from the step (a
+    target copy, a Polyak average) sees them. With ``sparsity=0`` it runs the same schedule, every target is 0, and
+    no mask is ever created."""
+
+    cfg: GMPConfig
+
+    def __init__(self, cfg: GMPConfig, sparsity: float, log_every_updates: int):
+        super().__init__(cfg, sparsity, log_every_updates)
+        self.last_mask_update: int | None = None  # schedule position: index of the last mask update
+        self._state: dict | None = None
+        self._hooks: list = []
+        self._frozen: list[str] = []
+
+    def on_train_start(self, trainer: TrainerView) -> None:
+        c, agent = self.cfg, trainer.agent
+        self.t_start, self.t_end = pruning_window(trainer.total_updates, c.start_frac, c.end_frac)
+        self.pruner = MagnitudePruner(agent.networks(), c.distribution, c.scope, c.prune_output_layer,
+                                      agent.target_networks() if c.mask_targets else None)
+        if self._state is not None:
+            self.pruner.load_state_dict(self._state["pruner"])
+            self.target, self.last_mask_update = self._state["target"], self._state["last_mask_update"]
+        self._hooks, self._frozen = self.pruner.attach(agent.optimizers(),
+                                                       lambda networks: self._mask_update(trainer.updates, networks))
+        if not trainer.resumed:  # a resumed run logged this at its start already
+            self.log_sparsity(trainer)
+
+    def _mask_update(self, t: int, networks: list[str]) -> None:
+        """At update ``t`` (inside its optimizer step), recompute the masks of ``networks`` if the schedule says so."""
+        if is_mask_update(t, self.t_start, self.t_end, self.cfg.update_freq_updates):
+            self.target, self.last_mask_update = gmp_sparsity(t, self.t_start, self.t_end, self.sparsity), t
+            if self.target > 0:
+                self.pruner.prune_to(self.target, networks)
+
+    def on_update_end(self, trainer: TrainerView, result: UpdateResult) -> None:
+        t = trainer.updates - 1  # index of the update just taken
+        if self._frozen:  # networks no optimizer steps (an adapter froze them) are pruned here
+            self._mask_update(t, self._frozen)
+        if self.last_mask_update == t or trainer.updates % self.log_every_updates == 0:
+            self.log_sparsity(trainer)
+
+    def on_train_end(self, trainer: TrainerView) -> None:
+        for handle in self._hooks:
+            handle.remove()
+
+    def state_dict(self) -> dict:
+        return {"pruner": self.pruner.state_dict(), "target": self.target, "last_mask_update": self.last_mask_update}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._state = state  # applied in on_train_start, once the networks exist

@@ -1,0 +1,189 @@
+"""The composition root: the one module (with ``train.py``) that knows every package.
+
+It holds the top-level config schema, registers every plugin's schema with Hydra, checks the rules between config
+fields (which agent fits which env and network, from what each plugin declared when it registered), and builds the
+parts a config names. Everything else depends only on ``core`` and on what its own nature needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from agents.registry import AGENTS, NETWORKS
+from agents.replay import ReplayBuffer, bookkeeping_bytes
+from core.callbacks import Callback
+from core.errors import ConfigError, require
+from core.protocols import Agent, ResumableEnv
+from core.registry import Registry
+from core.spaces import ActionKind
+from envs import frame_stack, make_env, slot_sizes
+from envs.registry import ENVS
+from envs.snapshot import EpisodeRecorder
+from pruning.health import HealthCallback, HealthConfig
+from pruning.method import PruningMethod
+from pruning.registry import METHODS
+from training.checkpoint import CheckpointConfig
+from training.loop import EvalConfig, LoopConfig, count_updates
+from training.preflight import compose as compose_conf
+from training.preflight import preflight as check_command_line
+
+REGISTRIES: dict[str, Registry] = {"agent": AGENTS, "env": ENVS, "network": NETWORKS, "pruning": METHODS}
+
+
+@dataclass
+class Config:
+    agent: Any = MISSING
+    env: Any = MISSING
+    network: Any = MISSING
+    pruning: Any = MISSING
+    sparsity: float = 0.0  # final sparsity s_F of every pruned network; 0 = dense (same code path, no masks)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    seed: int = 0
+    total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    torch_threads: int = 0  # 0 keeps torch's default (one per physical core)
+    log_every_env_steps: int = 1_000
+    progress: bool = True
+
+
+def register_configs() -> None:
+    """The top-level schema as ``base_config`` and each plugin's as ``schema/<group>/<name>``, which the YAML files
+    in ``conf/<group>/`` extend."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for group, registry in REGISTRIES.items():
+        for spec in registry.specs():
+            cs.store(group=f"schema/{group}", name=spec.name, node=spec.config)
+
+
+def to_objects(cfg: DictConfig) -> Config:
+    """The composed config as dataclass instances (enums resolved, interpolations evaluated)."""
+    return OmegaConf.to_object(cfg)
+
+
+def checked(cfg: DictConfig) -> Config:
+    """The composed config as objects, after ``validate``."""
+    objects = to_objects(cfg)
+    validate(objects)
+    return objects
+
+
+def validate(cfg: Config) -> None:
+    """Raise ``ConfigError`` for the first value the suite refuses. Cheap: runs before Hydra creates a run folder."""
+    require(cfg.total_env_steps >= 1, "total_env_steps", cfg.total_env_steps, "must be a positive integer")
+    require(0.0 <= cfg.sparsity < 1.0, "sparsity", cfg.sparsity, "must be in [0, 1) (0 = dense)")
+    require(cfg.seed >= 0, "seed", cfg.seed, "must be a non-negative integer")
+    require(cfg.log_every_env_steps >= 1, "log_every_env_steps", cfg.log_every_env_steps, "must be >= 1")
+    require(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0 (0 = torch's default)")
+    require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
+            "allowed: auto, cpu, cuda, cuda:N")
+    for prefix in ("agent", "env", "network", "pruning", "eval", "health", "checkpoint"):
+        node = getattr(cfg, prefix)
+        if prefix in REGISTRIES:
+            REGISTRIES[prefix].get(node.name)  # a YAML option whose plugin is missing
+            require(node.name == type(node).name, f"{prefix}.name", node.name,
+                    f"it is fixed by the group option; choose {prefix}=<option> instead")
+        try:
+            node.validate()
+        except ConfigError as e:
+            raise e.under(prefix) from None
+    check_pairing(cfg)
+    require(cfg.agent.replay_capacity > cfg.agent.n_step + frame_stack(cfg.env), "agent.replay_capacity",
+            cfg.agent.replay_capacity, f"must exceed agent.n_step ({cfg.agent.n_step}) + env.frame_stack "
+            f"({frame_stack(cfg.env)})")
+    if cfg.sparsity > 0:
+        a = cfg.agent
+        require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
+                cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
+                f"the first one (agent.learning_starts={a.learning_starts})")
+
+
+def check_pairing(cfg: Config) -> None:
+    """Whether the agent, env, network and pruning method fit together, from what each declared when it
+    registered: the env's action and observation kinds against what the agent and network accept."""
+    agent, env = AGENTS.get(cfg.agent.name), ENVS.get(cfg.env.name)
+    network, method = NETWORKS.get(cfg.network.name), METHODS.get(cfg.pruning.name)
+    actions = env.action_kind(cfg.env)
+    if actions != agent.actions:
+        agents = " or ".join(f"agent={s.name}" for s in AGENTS.specs() if s.actions == actions)
+        envs = ", ".join(f"env={s.name}" for s in ENVS.specs() if agent.actions in s.actions)
+        raise ConfigError("env.id", cfg.env.id, f"agent={agent.name} needs {agent.actions.value} actions; "
+                          f"{cfg.env.id} has {actions.value} actions (use {agents}, or an env with "
+                          f"{agent.actions.value} actions: {envs})")
+    if env.observations not in network.observations:
+        fits = " or ".join(f"network={s.name}" for s in NETWORKS.specs() if env.observations in s.observations)
+        raise ConfigError("network", network.name, f"env={env.name} has {env.observations.value} observations; use "
+                          f"{fits}")
+    if agent.networks is not None and network.name not in agent.networks:
+        raise ConfigError("network", network.name, f"agent={agent.name} takes "
+                          f"{' or '.join(f'network={n}' for n in agent.networks)}")
+    if method.agents is not None and agent.name not in method.agents:
+        raise ConfigError("pruning", method.name, f"pruning={method.name} works with "
+                          f"{' or '.join(f'agent={n}' for n in method.agents)}")
+
+
+def compose(overrides: list[str]) -> Config:
+    """The checked config of ``python train.py <overrides>``, in this process (tests, benchmarks, notebooks)."""
+    try:
+        return checked(compose_conf(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def preflight(argv: list[str]) -> None:
+    """Check a ``train.py`` command line before anything runs: raises ``training.preflight.UserError`` (one line)."""
+    check_command_line(argv, checked, replay_bytes)
+
+
+def replay_bytes(cfg: Config) -> int:
+    """Upper estimate of the replay buffer's size once full (frame + bookkeeping per slot the run can fill): the
+    memory a run holds, and the bulk of each checkpoint. Builds no Atari env."""
+    frame, action_dim = slot_sizes(cfg.env)
+    extra = bookkeeping_bytes(getattr(cfg.agent, "prioritized", False), action_dim)
+    return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame + extra)
+
+
+def build_env(cfg: Config, mode: str) -> ResumableEnv:
+    """The training env (its action space seeded with the run's seed) or the evaluation env (seed + 1), wrapped so
+    a checkpoint can put it back."""
+    return EpisodeRecorder(make_env(cfg.env, cfg.seed if mode == "train" else cfg.seed + 1, mode))
+
+
+def build_agent(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device,
+                transform=None) -> Agent:
+    """``transform`` is applied to every network the agent builds (an adapter), before its optimizers exist."""
+    spec = AGENTS.get(cfg.agent.name)
+    space = env.action_space
+    n_out = int(space.n) if spec.actions == ActionKind.discrete else int(space.shape[0])
+    return spec.target(cfg.agent, cfg.network, env.observation_space.shape, n_out, rng, device, transform=transform)
+
+
+def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device) -> ReplayBuffer:
+    obs = env.observation_space
+    return ReplayBuffer(cfg.agent.replay_capacity, obs.shape, obs.dtype, frame_stack(cfg.env), rng, device,
+                        n_step=cfg.agent.n_step, gamma=cfg.agent.gamma,
+                        prioritized=getattr(cfg.agent, "prioritized", False), action_shape=env.action_space.shape)
+
+
+def build_callbacks(cfg: Config) -> tuple[PruningMethod, list[Callback]]:
+    """The suite's own callbacks in the order they run, the pruning method then the health probe; and the method
+    alone (its ``target`` goes into ``summary.json``)."""
+    method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates)
+    return method, [method, HealthCallback(cfg.health, cfg.seed)]
+
+
+def loop_config(cfg: Config) -> LoopConfig:
+    a = cfg.agent
+    return LoopConfig(total_env_steps=cfg.total_env_steps, learning_starts=a.learning_starts,
+                      update_period=a.update_period, batch_size=a.batch_size, replay_capacity=a.replay_capacity,
+                      reward_clip=cfg.env.reward_clip, seed=cfg.seed, eval=cfg.eval, checkpoint=cfg.checkpoint,
+                      log_every_env_steps=cfg.log_every_env_steps, progress=cfg.progress)
