@@ -32,7 +32,7 @@ STATE, MANIFEST, LOGGER = "state.pt", "manifest.json", "logger.json"
 
 @dataclass
 class CheckpointConfig:
-    every_env_steps: int = 250_000  # agent steps (one Dopamine iteration); also at the end and on SIGTERM/SIGUSR1
+    every_env_steps: int = 250_000  # agent steps (one Dopamine iteration); also at the end and on a stop request
     keep: int = 2  # newest complete checkpoints kept; an older one is the fallback if the newest is damaged
     replay: bool = True  # store the replay buffer (needed for an exact resume; ~7 GB for 1M Atari transitions)
 
