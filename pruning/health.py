@@ -81,7 +81,7 @@ def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> di
         for h in hooks:
             h.remove()
     metrics: dict[str, float] = {}
-    penultimate = acts.pop("_penultimate", None)
+    penultimate = acts.pop("_penultimate")
     scores = {layer: neuron_scores(a) for layer, a in acts.items()}
     n_total = sum(s.numel() for s in scores.values())
     for tau in cfg.taus:
@@ -92,8 +92,7 @@ def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> di
             metrics[f"dormant/{name}/tau_{tau:g}"] = sum(dormant.values()) / n_total
     for pname, w in prunable_weights(net).items():
         metrics[f"dormant/{name}/fanin_pruned/{pname}"] = fanin_pruned_fraction(w)
-    if penultimate is not None:
-        metrics[f"health/{name}/srank"] = srank(penultimate.flatten(1), cfg.srank_delta)
+    metrics[f"health/{name}/srank"] = srank(penultimate.flatten(1), cfg.srank_delta)
     params = list(net.parameters())
     metrics[f"health/{name}/param_norm"] = float(torch.linalg.vector_norm(torch.stack(
         [torch.linalg.vector_norm(p) for p in params])))
