@@ -177,7 +177,8 @@ def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, devic
 def build_callbacks(cfg: Config) -> tuple[PruningMethod, list[Callback]]:
     """The suite's own callbacks in the order they run, the pruning method then the health probe; and the method
     alone (its ``target`` goes into ``summary.json``)."""
-    method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates)
+    method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates,
+                                                  seed=cfg.seed)
     return method, [method, HealthCallback(cfg.health, cfg.seed)]
 
 

@@ -1,6 +1,7 @@
-"""Gradual magnitude pruning (Zhu & Gupta 2017) as Obando-Ceron et al. 2024 use it, through JaxPruner's
-conventions: the cubic schedule of ``schedule.py`` over the run's gradient updates, masks by |w| with ERK per-layer
-targets, recomputed every ``update_freq_updates`` updates inside the window and frozen after it."""
+"""Gradual magnitude pruning (Zhu & Gupta 2017) as Obando-Ceron et al. 2024 use it, through JaxPruner's code
+(``MagnitudePruning`` with ``PolynomialSchedule``): each layer's final sparsity from ERK at s_F, computed once, scaled
+by the cubic schedule of ``schedule.py`` over the run's gradient updates; masks by |w| of the weights before the
+step, recomputed every ``update_freq_updates`` updates inside the window and frozen after it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from core.protocols import TrainerView, UpdateResult
 from pruning.method import PruningMethod
 from pruning.pruner import Distribution, MagnitudePruner, Scope
 from pruning.registry import METHODS
-from pruning.schedule import gmp_sparsity, is_mask_update, pruning_window
+from pruning.schedule import gmp_fraction, is_mask_update, pruning_window
 
 
 @dataclass
@@ -38,15 +39,15 @@ class GMPConfig:
 
 @METHODS.register("gmp", config=GMPConfig)
 class GMP(PruningMethod):
-    """Gradual magnitude pruning to ``sparsity`` over the run's gradient updates. Masks are recomputed and
-    re-applied inside each optimizer step (its post-step hook), so everything the agent derives from the step (a
-    target copy, a Polyak average) sees them. With ``sparsity=0`` it runs the same schedule, every target is 0, and
-    no mask is ever created."""
+    """Gradual magnitude pruning to ``sparsity`` over the run's gradient updates. At a mask update the masks are
+    recomputed before the optimizer step, from the weights it is about to change (JaxPruner's ``update_state``), and
+    applied right after it, so everything the agent derives from the step (a target copy, a Polyak average) sees
+    them. With ``sparsity=0`` it runs the same schedule, every target is 0, and no mask is ever created."""
 
     cfg: GMPConfig
 
-    def __init__(self, cfg: GMPConfig, sparsity: float, log_every_updates: int):
-        super().__init__(cfg, sparsity, log_every_updates)
+    def __init__(self, cfg: GMPConfig, sparsity: float, log_every_updates: int, seed: int = 0):
+        super().__init__(cfg, sparsity, log_every_updates, seed)
         self.last_mask_update: int | None = None  # schedule position: index of the last mask update
         self._state: dict | None = None
         self._hooks: list = []
@@ -56,21 +57,22 @@ class GMP(PruningMethod):
         c, agent = self.cfg, trainer.agent
         self.t_start, self.t_end = pruning_window(trainer.total_updates, c.start_frac, c.end_frac)
         self.pruner = MagnitudePruner(agent.networks(), c.distribution, c.scope, c.prune_output_layer,
-                                      agent.target_networks() if c.mask_targets else None)
+                                      agent.target_networks() if c.mask_targets else None, sparsity=self.sparsity)
         if self._state is not None:
             self.pruner.load_state_dict(self._state["pruner"])
             self.target, self.last_mask_update = self._state["target"], self._state["last_mask_update"]
-        self._hooks, self._frozen = self.pruner.attach(agent.optimizers(),
-                                                       lambda networks: self._mask_update(trainer.updates, networks))
+        self._hooks, self._frozen = self.pruner.attach(
+            agent.optimizers(), lambda networks, _opt: self._mask_update(trainer.updates, networks, apply=False))
         if not trainer.resumed:  # a resumed run logged this at its start already
             self.log_sparsity(trainer)
 
-    def _mask_update(self, t: int, networks: list[str]) -> None:
-        """At update ``t`` (inside its optimizer step), recompute the masks of ``networks`` if the schedule says so."""
+    def _mask_update(self, t: int, networks: list[str], apply: bool = True) -> None:
+        """At update ``t``, recompute the masks of ``networks`` if the schedule says so."""
         if is_mask_update(t, self.t_start, self.t_end, self.cfg.update_freq_updates):
-            self.target, self.last_mask_update = gmp_sparsity(t, self.t_start, self.t_end, self.sparsity), t
+            fraction = gmp_fraction(t, self.t_start, self.t_end)
+            self.target, self.last_mask_update = self.sparsity * fraction, t
             if self.target > 0:
-                self.pruner.prune_to(self.target, networks)
+                self.pruner.prune_scaled(fraction, networks, apply=apply)
 
     def on_update_end(self, trainer: TrainerView, result: UpdateResult) -> None:
         t = trainer.updates - 1  # index of the update just taken

@@ -1,9 +1,9 @@
 """What every pruning method is to the loop: a callback built from its config and the run's final sparsity.
 
 A method reaches the weights only through the agent's ``networks()``, ``target_networks()`` and ``optimizers()``:
-it installs optimizer-step hooks in ``on_train_start`` (``MagnitudePruner.attach`` re-applies masks after each
-step; a method that grows weights reads dense gradients in a pre-step hook and zeroes Adam moments in
-``optimizer.state[p]``). ``target`` is the sparsity it aims at now, reported in ``summary.json``.
+it installs optimizer-step hooks in ``on_train_start`` (``MagnitudePruner.attach``: masks recomputed before a step,
+re-applied after it; a method that grows weights reads dense gradients in the pre-step hook and zeroes Adam moments
+with ``zero_optimizer_state``). ``target`` is the sparsity it aims at now, reported in ``summary.json``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pruning.measure import sparsity_metrics
 
 
 class PruningMethod(Callback):
-    def __init__(self, cfg: Any, sparsity: float, log_every_updates: int):
-        """``log_every_updates``: how often the measured ``sparsity/*`` tags are written besides mask updates."""
-        self.cfg, self.sparsity, self.log_every_updates = cfg, sparsity, log_every_updates
+    def __init__(self, cfg: Any, sparsity: float, log_every_updates: int, seed: int = 0):
+        """``log_every_updates``: how often the measured ``sparsity/*`` tags are written besides mask updates;
+        ``seed``: the run's seed, for a method that draws (its own generator, apart from the agent's)."""
+        self.cfg, self.sparsity, self.log_every_updates, self.seed = cfg, sparsity, log_every_updates, seed
         self.target = 0.0
 
     def log_sparsity(self, trainer: TrainerView) -> None:

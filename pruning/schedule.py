@@ -7,13 +7,19 @@
 from __future__ import annotations
 
 
-def gmp_sparsity(t: int, t_start: int, t_end: int, s_final: float, power: int = 3) -> float:
-    """s_t = s_F (1 − (1 − p)^3) with JaxPruner's progress p = clip(t + 1 − t_start, 0, t_end − t_start) /
-    (t_end − t_start): 0 before t_start, s_F from t_end − 1 on. A window of zero length jumps to s_F at t_start."""
+def gmp_fraction(t: int, t_start: int, t_end: int, power: int = 3) -> float:
+    """1 − (1 − p)^3 with JaxPruner's progress p = clip(t + 1 − t_start, 0, t_end − t_start) / (t_end − t_start):
+    0 before t_start, 1 from t_end − 1 on. A window of zero length jumps to 1 at t_start. Each layer's sparsity is
+    its final sparsity times this fraction (``PolynomialSchedule.get_sparsity_at_step``)."""
     if t_end <= t_start:
-        return s_final if t >= t_start else 0.0
+        return 1.0 if t >= t_start else 0.0
     progress = min(max(t + 1 - t_start, 0), t_end - t_start) / (t_end - t_start)
-    return s_final * (1.0 - (1.0 - progress) ** power)
+    return 1.0 - (1.0 - progress) ** power
+
+
+def gmp_sparsity(t: int, t_start: int, t_end: int, s_final: float, power: int = 3) -> float:
+    """s_t = s_F (1 − (1 − p)^3): the total sparsity at update ``t`` (each layer: its own s_F, same fraction)."""
+    return s_final * gmp_fraction(t, t_start, t_end, power)
 
 
 def pruning_window(total_updates: int, start_frac: float, end_frac: float) -> tuple[int, int]:

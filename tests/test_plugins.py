@@ -42,14 +42,14 @@ class OneShot(PruningMethod):
     re-applies the masks and zeroes Adam's moments of the pruned weights (what SET, RigL and ReDo must do). Before
     each step it looks at the dense gradient of the pruned weights (what RigL grows by)."""
 
-    def __init__(self, cfg: OneShotConfig, sparsity: float, log_every_updates: int):
-        super().__init__(cfg, sparsity, log_every_updates)
+    def __init__(self, cfg: OneShotConfig, sparsity: float, log_every_updates: int, seed: int = 0):
+        super().__init__(cfg, sparsity, log_every_updates, seed)
         self.dense_grad_seen, self.moments_zeroed = 0.0, 0
 
     def on_train_start(self, trainer) -> None:
         agent = trainer.agent
         self.pruner = MagnitudePruner(agent.networks(), Distribution.uniform)
-        self.pruner.attach(agent.optimizers(), lambda nets: self.prune(trainer.updates))
+        self.pruner.attach(agent.optimizers(), lambda nets, opt: self.prune(trainer.updates))
         for optimizer in agent.optimizers().values():
             optimizer.register_step_pre_hook(self.read_gradients)
             optimizer.register_step_post_hook(self.zero_moments)  # runs after the pruner's own post-step hook

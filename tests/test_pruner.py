@@ -4,6 +4,7 @@ import copy
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from agents.dqn import DQN, DQNConfig
@@ -12,6 +13,7 @@ from core.protocols import Batch, UpdateResult
 from pruning.gmp import GMP, GMPConfig
 from pruning.measure import weight_sparsity
 from pruning.pruner import Distribution, MagnitudePruner, Scope, top_k_mask
+from pruning.schedule import gmp_fraction, is_mask_update, pruning_window
 from training.logger import Logger
 
 
@@ -26,7 +28,9 @@ def test_each_layer_hits_its_exact_target_count_keeping_the_largest_weights():
     pruner = MagnitudePruner({"online": net})
     pruner.prune_to(0.9)
     s = weight_sparsity({"online": net}, per_layer=True)
-    assert abs(s["total"] - 0.9) * sum(p.numel() for p in pruner.params.values()) <= 1
+    assert abs(s["total"] - 0.9) * sum(p.numel() for p in pruner.params.values()) <= len(pruner.params)
+    counts = pruner.keep_counts()
+    assert all(int((p != 0).sum()) == counts[k] for k, p in pruner.params.items())
     assert s["online/head.weight"] < s["online/features.fc1.weight"]  # ERK keeps the small head denser
     for name, p in net.named_parameters():
         if p.ndim == 1:
@@ -151,3 +155,50 @@ def test_callback_state_dict_continues_the_schedule_exactly(tmp_path):
     assert cb_r.target == cb_a.target == 0.9
     for (n, p), (_, q) in zip(a.online.named_parameters(), resumed.online.named_parameters(), strict=True):
         assert torch.equal(p, q), n
+
+
+def test_per_layer_sparsity_mid_window_follows_jaxpruner():
+    """MLP [120, 84] on CartPole, s_F 0.9, at s_t 0.7875 (fraction 0.875): JaxPruner scales each layer's final ERK
+    sparsity, {0.287, 0.944, 0} -> {0.251, 0.826, 0}; re-solving ERK at 0.7875 would give {0, 0.838, 0}."""
+    net = build_network(MLPConfig(), (4,), 2)
+    pruner = MagnitudePruner({"q": net}, sparsity=0.9)
+    pruner.prune_scaled(0.875)
+    s = weight_sparsity({"q": net}, per_layer=True)
+    assert abs(s["q/features.fc1.weight"] - 0.251) < 2e-3
+    assert abs(s["q/features.fc2.weight"] - 0.826) < 2e-3
+    assert s["q/head.weight"] == 0.0
+
+
+@pytest.mark.parametrize("distribution", [Distribution.erk, Distribution.uniform])
+def test_kept_counts_never_increase_over_the_paper_schedule(distribution):
+    """Nature CNN (SAME, 6 actions), s_F 0.9, 2.5M updates pruned from 20% to 80% every 1,000: no layer's kept count
+    goes up between mask updates (re-solving ERK at each s_t re-admitted a conv1 weight at update 1,916,000)."""
+    net = build_network(NatureCNNConfig(), (4, 84, 84), 6)
+    pruner = MagnitudePruner({"online": net}, distribution, sparsity=0.9)
+    t_start, t_end = pruning_window(2_500_000, 0.2, 0.8)
+    previous = pruner.keep_counts(0.0)
+    for t in range(t_start, t_end + 1):
+        if is_mask_update(t, t_start, t_end, 1_000):
+            counts = pruner.keep_counts(gmp_fraction(t, t_start, t_end))
+            assert all(counts[k] <= previous[k] for k in counts), t
+            previous = counts
+    total = sum(p.numel() for p in pruner.params.values())
+    assert abs(sum(previous.values()) - 0.1 * total) <= len(previous)
+
+
+@pytest.mark.parametrize("scope", [Scope.layer, Scope["global"]])
+def test_gmp_masks_only_shrink_during_training(scope):
+    """Real Adam steps with GMP's schedule inside the optimizer step: each new mask is inside the previous one."""
+    agent = make_agent()
+    gmp = GMP(GMPConfig(start_frac=0.0, end_frac=1.0, update_freq_updates=2, scope=scope), 0.9, 1000)
+    view = SimpleNamespace(agent=agent, updates=0, total_updates=20, resumed=True, env_step=0)
+    gmp.on_train_start(view)
+    g, previous = torch.Generator().manual_seed(0), None
+    for _ in range(20):
+        agent.update(random_batch(g))
+        view.updates += 1
+        if gmp.pruner.masks is not None:
+            if previous is not None:
+                assert all(bool((gmp.pruner.masks[k] <= previous[k]).all()) for k in previous)
+            previous = {k: m.clone() for k, m in gmp.pruner.masks.items()}
+    assert weight_sparsity(agent.networks())["total"] == pytest.approx(0.9, abs=0.01)

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from pruning.distribution import erk_densities, keep_counts, uniform_densities
-from pruning.schedule import gmp_sparsity, is_mask_update, pruning_window
+from pruning.distribution import erk_sparsities, keep_count, uniform_sparsities
+from pruning.schedule import gmp_fraction, gmp_sparsity, is_mask_update, pruning_window
 
 
 def test_jaxpruner_check_value():
@@ -42,23 +42,33 @@ def test_mask_updates_on_the_grid_and_always_at_t_end(every, expected):
 def test_erk_by_hand_with_a_layer_made_dense():
     # raw scores 20/100 and 200/10,000; eps = 5,050 / 220 would give the small layer density 4.6 > 1, so it is
     # dense and eps is solved again over the big layer: (5,000 - 50) / 200 = 24.75 -> density 0.495
-    d = erk_densities({"small": (10, 10), "big": (100, 100)}, 0.5)
-    assert d["small"] == 1.0 and d["big"] == pytest.approx(0.495)
+    s = erk_sparsities({"small": (10, 10), "big": (100, 100)}, 0.5)
+    assert s["small"] == 0.0 and s["big"] == pytest.approx(0.505)
 
 
-def test_erk_hits_the_total_within_one_weight_and_keeps_small_layers_denser():
+def test_erk_hits_the_total_within_a_weight_per_layer_and_keeps_small_layers_denser():
     shapes = {"conv1": (32, 4, 8, 8), "conv2": (64, 32, 4, 4), "conv3": (64, 64, 3, 3), "fc1": (512, 7744),
               "head": (6, 512)}
     total = sum(math.prod(shape) for shape in shapes.values())
     for s in (0.5, 0.9, 0.95, 0.99):
-        d = erk_densities(shapes, s)
-        counts = keep_counts(shapes, d, s)
-        assert abs(sum(counts.values()) - (1 - s) * total) <= 1
-        assert d["fc1"] < d["conv2"] < d["conv1"] and d["fc1"] < d["head"]
-        assert all(0 < v <= 1 for v in d.values())
+        sp = erk_sparsities(shapes, s)
+        kept = sum(keep_count(math.prod(shape), sp[k]) for k, shape in shapes.items())
+        assert abs(kept - (1 - s) * total) <= len(shapes)
+        assert sp["fc1"] > sp["conv2"] > sp["conv1"] and sp["fc1"] > sp["head"]
+        assert all(0 <= v < 1 for v in sp.values())
 
 
-def test_uniform_gives_every_layer_the_same_density():
+def test_keep_count_rounds_half_to_even_keeps_one_and_all_at_zero():
+    assert keep_count(10, 0.75) == 2  # round(2.5) = 2, as jnp.round
+    assert keep_count(10, 0.65) == 4 and keep_count(10, 0.0) == 10 and keep_count(10, 0.999) == 1
+
+
+def test_uniform_gives_every_layer_the_same_sparsity():
     shapes = {"a": (10, 10), "b": (30, 40)}
-    counts = keep_counts(shapes, uniform_densities(shapes, 0.75), 0.75)
-    assert counts == {"a": 25, "b": 300}
+    sp = uniform_sparsities(shapes, 0.75)
+    assert {k: keep_count(math.prod(v), sp[k]) for k, v in shapes.items()} == {"a": 25, "b": 300}
+
+
+def test_gmp_fraction_scales_final_sparsity():
+    assert gmp_fraction(9, 0, 20) == pytest.approx(0.875) and gmp_fraction(4, 5, 5) == 0.0
+    assert gmp_sparsity(9, 0, 20, 0.5) == 0.5 * gmp_fraction(9, 0, 20)

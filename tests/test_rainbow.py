@@ -153,3 +153,13 @@ def test_health_probe_sees_the_mean_network_and_leaves_the_rng_alone():
     with torch.no_grad():
         mean_q = float(agent.online.eval().q_values(obs).mean())
     assert first["health/online/q_mean"] == pytest.approx(mean_q)
+
+
+def test_projection_uses_the_exact_atom_spacing_on_the_default_support():
+    """Mass landing at 8.95 on Dopamine's support (Δz = 0.4) splits 0.625 / 0.375 between 8.8 and 9.2; a Δz taken
+    from float32 linspace neighbours (0.39999962) gives 0.6249542 / 0.3750458."""
+    support = torch.linspace(-10.0, 10.0, 51)
+    probs = torch.zeros(1, 51)
+    probs[0, 47] = 1.0  # atom 8.8
+    m = project_distribution(torch.tensor([0.15]), torch.tensor([1.0]), probs, support)
+    assert abs(float(m[0, 47]) - 0.625) < 1e-6 and abs(float(m[0, 48]) - 0.375) < 1e-6

@@ -158,8 +158,11 @@ def test_gmp_prunes_actor_and_both_critics_and_targets_only_on_request(mask_targ
     for _ in range(5):
         agent.update(make_batch())
     measured = weight_sparsity(agent.networks())
+    counts = pruner.keep_counts()  # JaxPruner's per-layer rounding: within a weight per layer of 0.9 on tiny nets
     for name in ("actor", "critic1", "critic2"):
-        assert measured[name] == pytest.approx(0.9, abs=1e-3), name
+        keys = [k for k in counts if k.startswith(f"{name}/")]
+        assert measured[name] == 1 - sum(counts[k] for k in keys) / sum(pruner.params[k].numel() for k in keys)
+        assert measured[name] == pytest.approx(0.9, abs=len(keys) / sum(pruner.params[k].numel() for k in keys))
     w, t = agent.critic1.features.fc2.weight, agent.target1.features.fc2.weight
     pruned = w == 0
     if mask_targets:
