@@ -8,6 +8,7 @@ parts a config names. Everything else depends only on ``core`` and on what its o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,14 +23,18 @@ from core.callbacks import Callback
 from core.errors import ConfigError, require
 from core.protocols import Agent, ResumableEnv
 from core.registry import Registry
+from core.run_files import CONFIG, INIT, is_complete
 from core.spaces import ActionKind
 from envs import frame_stack, make_env, slot_sizes
 from envs.registry import ENVS
 from envs.snapshot import EpisodeRecorder
 from pruning.health import HealthCallback, HealthConfig
+from pruning.lottery import Lottery, TicketSource
 from pruning.method import PruningMethod
+from pruning.redo import ReDo, ReDoConfig
 from pruning.registry import METHODS
-from training.checkpoint import CheckpointConfig
+from pruning.reset import Reset, ResetConfig
+from training.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
 from training.loop import EvalConfig, LoopConfig, count_updates
 from training.preflight import compose as compose_conf
 from training.preflight import preflight as check_command_line
@@ -46,6 +51,8 @@ class Config:
     sparsity: float = 0.0  # final sparsity s_F of every pruned network; 0 = dense (same code path, no masks)
     eval: EvalConfig = field(default_factory=EvalConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    redo: ReDoConfig = field(default_factory=ReDoConfig)  # ReDo recycling of dormant units, beside any method
+    reset: ResetConfig = field(default_factory=ResetConfig)  # periodic reset of the last layer, beside any method
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     seed: int = 0
     total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
@@ -86,7 +93,7 @@ def validate(cfg: Config) -> None:
     require(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0 (0 = torch's default)")
     require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
             "allowed: auto, cpu, cuda, cuda:N")
-    for prefix in ("agent", "env", "network", "pruning", "eval", "health", "checkpoint"):
+    for prefix in ("agent", "env", "network", "pruning", "eval", "health", "redo", "reset", "checkpoint"):
         node = getattr(cfg, prefix)
         if prefix in REGISTRIES:
             REGISTRIES[prefix].get(node.name)  # a YAML option whose plugin is missing
@@ -100,11 +107,58 @@ def validate(cfg: Config) -> None:
     require(cfg.agent.replay_capacity > cfg.agent.n_step + frame_stack(cfg.env), "agent.replay_capacity",
             cfg.agent.replay_capacity, f"must exceed agent.n_step ({cfg.agent.n_step}) + env.frame_stack "
             f"({frame_stack(cfg.env)})")
+    if cfg.redo.enabled and not NETWORKS.get(cfg.network.name).plain_features:
+        plain = ", ".join(f"network={s.name}" for s in NETWORKS.specs() if s.plain_features)
+        raise ConfigError("redo.enabled", True, f"network={cfg.network.name} has residual paths, through which ReDo's "
+                          f"map of incoming and outgoing weights is not written; ReDo works with {plain}")
+    if cfg.pruning.name == "lottery":
+        check_ticket_source(cfg)
+    if METHODS.get(cfg.pruning.name).sparse_from_start:
+        require(cfg.sparsity > 0, "sparsity", cfg.sparsity, f"pruning={cfg.pruning.name} trains a sparse network from "
+                "the first step: give a sparsity in (0, 1) (a dense baseline is pruning=gmp sparsity=0)")
     if cfg.sparsity > 0:
         a = cfg.agent
         require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
                 cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
                 f"the first one (agent.learning_starts={a.learning_starts})")
+
+
+def check_ticket_source(cfg: Config) -> None:
+    """``pruning.mask_from`` must be a finished run of the same agent, env and network, with its ``init.pt``, and
+    ``sparsity`` the one it was pruned to."""
+    src = Path(cfg.pruning.mask_from).expanduser()
+    key = "pruning.mask_from"
+    require((src / CONFIG).is_file(), key, str(src), f"no {CONFIG} there: give the folder of a run of this suite")
+    require(is_complete(src), key, str(src), "that run has not finished (no summary.json): its final masks do not "
+            "exist yet")
+    require((src / INIT).is_file(), key, str(src), f"that run did not save its initial weights ({INIT}); run it "
+            "with checkpoint.save_init=true")
+    theirs = OmegaConf.load(src / CONFIG)
+    for field_name in ("agent.name", "env.name", "env.id"):
+        mine, other = OmegaConf.select(OmegaConf.structured(cfg), field_name), OmegaConf.select(theirs, field_name)
+        require(str(mine) == str(other), key, str(src), f"that run has {field_name}={other}, this one {mine}")
+    mine = OmegaConf.to_container(OmegaConf.structured(cfg.network), enum_to_str=True)
+    other = OmegaConf.to_container(theirs.network)
+    require(mine == other, key, str(src), f"that run's network is {other}, this one's {mine}")
+    source_sparsity = float(theirs.sparsity)
+    require(cfg.sparsity == source_sparsity, "sparsity", cfg.sparsity,
+            f"the masks come from {src}, pruned to sparsity={source_sparsity:g}; give that value")
+
+
+def lottery_source(cfg: Config) -> TicketSource:
+    """The source run's initial networks and the final ones of its newest complete checkpoint (read only)."""
+    src = Path(cfg.pruning.mask_from).expanduser()
+    initial = torch.load(src / INIT, map_location="cpu", weights_only=True)
+    checkpoints = Checkpointer(src / "checkpoints", 1).complete()
+    if not checkpoints:
+        raise ConfigError("pruning.mask_from", str(src), "that run has no complete checkpoint to read its final "
+                          "masks from")
+    try:
+        state = Checkpointer(src / "checkpoints", 1).load(checkpoints[0])[0]
+    except CheckpointError as e:
+        raise ConfigError("pruning.mask_from", str(src), f"its checkpoint {checkpoints[0].name} cannot be read: {e}"
+                          ) from None
+    return TicketSource(initial, {name: state["agent"][name] for name in initial})
 
 
 def check_pairing(cfg: Config) -> None:
@@ -175,11 +229,19 @@ def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, devic
 
 
 def build_callbacks(cfg: Config) -> tuple[PruningMethod, list[Callback]]:
-    """The suite's own callbacks in the order they run, the pruning method then the health probe; and the method
-    alone (its ``target`` goes into ``summary.json``)."""
+    """The suite's own callbacks in the order they run: the pruning method, ReDo and the last-layer reset when
+    enabled (after the method, under its masks), then the health probe; and the method alone (its ``target`` goes
+    into ``summary.json``)."""
     method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates,
                                                   seed=cfg.seed)
-    return method, [method, HealthCallback(cfg.health, cfg.seed)]
+    if isinstance(method, Lottery):
+        method.source = lottery_source(cfg)
+    extra: list[Callback] = []
+    if cfg.redo.enabled:
+        extra.append(ReDo(cfg.redo, cfg.seed, method.current_masks))
+    if cfg.reset.enabled:
+        extra.append(Reset(cfg.reset, cfg.seed, method.current_masks))
+    return method, [method, *extra, HealthCallback(cfg.health, cfg.seed)]
 
 
 def loop_config(cfg: Config) -> LoopConfig:

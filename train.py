@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 import suite
 from agents.networks import count_parameters
 from core.errors import ConfigError
-from core.run_files import CONFIG, SUMMARY, is_complete
+from core.run_files import CONFIG, INIT, SUMMARY, is_complete
 from pruning.measure import weight_sparsity
 from training.checkpoint import Checkpointer, CheckpointError
 from training.logger import Logger
@@ -95,6 +95,10 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
             f.write(json.dumps({"checkpoint": path.name, "env_step": trainer.env_step, "code": code_version()}) + "\n")
     else:
         logger.log({f"charts/num_params/{k}": v for k, v in n_params.items()}, 0)
+        if cfg.checkpoint.save_init:
+            tmp = run_dir / f".{INIT}.tmp"
+            torch.save({name: net.state_dict() for name, net in agent.networks().items()}, tmp)
+            tmp.replace(run_dir / INIT)
     try:
         result = trainer.run()
     finally:

@@ -46,6 +46,7 @@ class ValueAgentConfig:
     n_step: int = 1  # n-step returns (Dopamine's update_horizon), folded into replay at add time
     double: bool = False
     max_grad_norm: float | None = None  # no clipping, as Dopamine
+    weight_decay: float = 0.0  # decoupled (AdamW-style): w ← w − lr·λ·w each step; the paper's comparison uses 1e-5
     epsilon_start: float = 1.0
     epsilon_end: float = 0.01
     epsilon_decay_steps: int = 250_000  # agent steps after learning_starts
@@ -58,6 +59,7 @@ class ValueAgentConfig:
                 self.target_update_period, f"must be a positive multiple of agent.update_period ({self.update_period})")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
         require(self.adam_eps > 0, "adam_eps", self.adam_eps, "must be > 0")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0 (0 = none)")
         require(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1]")
         require(1 <= self.n_step <= 255, "n_step", self.n_step, "must be in [1, 255]")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
@@ -98,6 +100,7 @@ class DQN:
         self.online = self.build_network(network_cfg, obs_shape, n_actions, transform).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(trainable(self.online), lr=cfg.lr, eps=cfg.adam_eps,
+                                          weight_decay=cfg.weight_decay, decoupled_weight_decay=True,
                                           **({"fused": True} if device.type in ("cpu", "cuda") else {}))
         self.updates = 0
         self._target_every_updates = cfg.target_update_period // cfg.update_period

@@ -17,6 +17,7 @@ from enum import Enum
 import torch
 from torch import nn
 
+from agents.noisy import NoisyLinear
 from agents.registry import NETWORKS
 from core.errors import require
 from core.spaces import ObservationKind
@@ -117,10 +118,35 @@ class Network(nn.Module):
     replay and acting can stay uint8. ``builder_weights`` are the weight tensors (ndim > 1) of ``features`` and
     ``head`` as built: the default set of prunable weights, which nothing added later joins."""
 
-    def __init__(self, features: nn.Sequential, head: nn.Module, channels_last: bool = False, uint8_max: float = 255.0):
+    def __init__(self, features: nn.Sequential, head: nn.Module, channels_last: bool = False, uint8_max: float = 255.0,
+                 xavier_init: bool = False):
         super().__init__()
         self.features, self.head, self.channels_last, self.uint8_max = features, head, channels_last, uint8_max
+        self.xavier_init = xavier_init
         self.builder_weights = frozenset(name for name, p in self.named_parameters() if p.ndim > 1)
+
+    @torch.no_grad()
+    def fresh_parameters(self, layer: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """New values for a conv or linear ``layer``'s own parameters, drawn as the builder drew them (Xavier-uniform
+        and zero bias, PyTorch's default, or a noisy layer's μ and σ) from ``generator`` (CPU): ReDo and resets
+        re-initialise with the network's own init without touching torch's global random stream."""
+        w, b = torch.empty(layer.weight.shape), torch.empty(layer.weight.shape[0])
+        out = {"weight": w, "bias": b}
+        if isinstance(layer, NoisyLinear):
+            bound = 1.0 / math.sqrt(layer.in_features)
+            w.uniform_(-bound, bound, generator=generator)
+            b.uniform_(-bound, bound, generator=generator)
+            out["weight_sigma"] = torch.full(w.shape, layer.sigma0 * bound)
+            out["bias_sigma"] = torch.full(b.shape, layer.sigma0 * bound)
+        elif self.xavier_init:
+            nn.init.xavier_uniform_(w, generator=generator)
+            b.zero_()
+        else:  # nn.Linear / nn.Conv2d.reset_parameters
+            nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=generator)
+            fan_in = w[0].numel()
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            b.uniform_(-bound, bound, generator=generator)
+        return {k: v.to(getattr(layer, k)) for k, v in out.items() if getattr(layer, k, None) is not None}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
@@ -179,7 +205,8 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(self.relu2(self.conv1(self.relu1(x))))
 
 
-@NETWORKS.register("impala", config=ImpalaConfig, observations=(ObservationKind.pixels,), xavier_init=True)
+@NETWORKS.register("impala", config=ImpalaConfig, observations=(ObservationKind.pixels,), xavier_init=True,
+                   plain_features=False)
 def impala_features(cfg: ImpalaConfig, obs_shape: tuple[int, ...]) -> Features:
     c, h, w = obs_shape
     layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -239,7 +266,7 @@ def build_network(cfg, obs_shape: tuple[int, ...], n_out: int, head: Callable[[i
     layers, hidden = spec.target(cfg, tuple(obs_shape))
     channels_last = getattr(cfg, "channels_last", False)
     net = cls(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last,
-              uint8_max=spec.uint8_max)
+              uint8_max=spec.uint8_max, xavier_init=spec.xavier_init)
     if spec.xavier_init:
         for m in net.modules():
             if type(m) in (nn.Conv2d, nn.Linear):

@@ -24,6 +24,7 @@ def _scaled_noise(n: int, device: torch.device) -> torch.Tensor:
 class NoisyLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5):
         super().__init__(in_features, out_features)
+        self.sigma0 = sigma0
         bound = 1.0 / math.sqrt(in_features)
         self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), sigma0 * bound))
         self.bias_sigma = nn.Parameter(torch.full((out_features,), sigma0 * bound))

@@ -20,6 +20,7 @@ class NetworkSpec(Spec):
     observations: tuple[ObservationKind, ...] = ()
     xavier_init: bool = False  # Dopamine's init (Xavier-uniform weights, zero biases); else PyTorch's default
     uint8_max: float = 255.0  # uint8 inputs are divided by this (1 for MinAtar's 0/1 grids)
+    plain_features: bool = True  # `features` chains conv/linear layers and ReLUs: ReDo can map its units
 
 
 AGENTS: Registry[AgentSpec] = Registry("agent", AgentSpec, "agents")

@@ -46,6 +46,7 @@ class SACConfig:
     target_entropy: float | None = None  # null = −|A| (Haarnoja et al.)
     log_std_min: float = -5.0  # the actor's log σ is squashed into [min, max] with a tanh (as CleanRL)
     log_std_max: float = 2.0
+    weight_decay: float = 0.0  # decoupled (AdamW-style), on the actor's and critics' optimizers; not on α
 
     def validate(self) -> None:
         check_learning_schedule(self)
@@ -55,6 +56,7 @@ class SACConfig:
         require(self.n_step == 1, "n_step", self.n_step,
                 "must be 1: an n-step soft target would need the entropy terms of the steps in between")
         require(0 < self.tau <= 1, "tau", self.tau, "must be in (0, 1]")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0 (0 = none)")
         require(self.log_std_min < self.log_std_max, "log_std_min", self.log_std_min,
                 f"must be below agent.log_std_max ({self.log_std_max})")
 
@@ -100,7 +102,8 @@ class SAC:
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=device, requires_grad=cfg.autotune)
         self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
-        adam = {"eps": cfg.adam_eps, **({"fused": True} if device.type in ("cpu", "cuda") else {})}
+        adam = {"eps": cfg.adam_eps, "weight_decay": cfg.weight_decay, "decoupled_weight_decay": True,
+                **({"fused": True} if device.type in ("cpu", "cuda") else {})}
         self.actor_opt = torch.optim.Adam(trainable(self.actor), lr=cfg.actor_lr, **adam)
         self._critic_params = trainable(self.critic1, self.critic2)
         self.critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_lr, **adam)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CONFIG, SUMMARY, FAILED = "config.yaml", "summary.json", "failed.json"
+CONFIG, SUMMARY, FAILED, INIT = "config.yaml", "summary.json", "failed.json", "init.pt"  # init: networks as built
 
 
 def is_complete(run_dir: Path) -> bool:

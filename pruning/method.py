@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from core.callbacks import Callback
 from core.protocols import TrainerView
 from pruning.measure import sparsity_metrics
@@ -21,6 +23,11 @@ class PruningMethod(Callback):
         ``seed``: the run's seed, for a method that draws (its own generator, apart from the agent's)."""
         self.cfg, self.sparsity, self.log_every_updates, self.seed = cfg, sparsity, log_every_updates, seed
         self.target = 0.0
+
+    def current_masks(self) -> dict[str, torch.Tensor] | None:
+        """The masks by ``<network>/<parameter>`` (None while dense), for ReDo and resets to respect."""
+        pruner = getattr(self, "pruner", None)
+        return None if pruner is None else pruner.masks
 
     def log_sparsity(self, trainer: TrainerView) -> None:
         trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target), trainer.env_step)

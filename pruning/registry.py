@@ -12,6 +12,7 @@ from core.registry import Registry, Spec
 @dataclass(frozen=True)
 class MethodSpec(Spec):
     agents: tuple[str, ...] | None = None  # None: every agent
+    sparse_from_start: bool = False  # trains a sparse network from step 0, so `sparsity` must be > 0
 
 
 METHODS: Registry[MethodSpec] = Registry("pruning", MethodSpec, "pruning")

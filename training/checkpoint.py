@@ -35,6 +35,7 @@ class CheckpointConfig:
     every_env_steps: int = 250_000  # agent steps (one Dopamine iteration); also at the end and on a stop request
     keep: int = 2  # newest complete checkpoints kept; an older one is the fallback if the newest is damaged
     replay: bool = True  # store the replay buffer (needed for an exact resume; ~7 GB for 1M Atari transitions)
+    save_init: bool = False  # write the networks as built to init.pt (what pruning=lottery starts from)
 
     def validate(self) -> None:
         require(self.every_env_steps >= 1, "every_env_steps", self.every_env_steps, "must be >= 1 (agent steps)")
