@@ -310,3 +310,31 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line(tmp_path)
     assert out.stderr.strip().splitlines() == [
         f"error: could not write the checkpoint at agent step 500 in {run_dir}/checkpoints: File exists. "
         "No checkpoint was written before it."]
+
+
+METHOD_RUNS = {
+    "static": ["pruning=static"],
+    "set": ["pruning=set", "pruning.update_freq_updates=100"],
+    "rigl": ["pruning=rigl", "pruning.update_freq_updates=100"],
+    # ReDo and the reset beside GMP, with weight decay: one run holds all three generators and schedules
+    "gmp+redo+reset+wd": ["pruning.update_freq_updates=100", "redo.enabled=true", "redo.every_updates=300",
+                          "reset.enabled=true", "reset.every_updates=700", "agent.weight_decay=1e-5"],
+}
+
+
+@pytest.mark.parametrize("method", list(METHOD_RUNS))
+def test_each_method_kill_and_resume_is_exact(tmp_path, method):
+    """Killed at agent step 1,300 (mask updates, recycling and a reset before and after), resumed from 1,200."""
+    args = [a for a in CARTPOLE if not a.startswith("pruning.")] + METHOD_RUNS[method]
+    kill_resume_compare(tmp_path, args, 1300, 1200)
+
+
+def test_lottery_kill_and_resume_is_exact(tmp_path):
+    src = tmp_path / "src"
+    assert run_train("env=classic", "total_env_steps=800", "agent.learning_starts=200", "sparsity=0.9",
+                     "pruning.update_freq_updates=50", "checkpoint.save_init=true", "eval.episodes=1", "progress=false",
+                     f"hydra.run.dir={src}").returncode == 0
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in src.rglob("*"))
+    args = [a for a in CARTPOLE if not a.startswith("pruning.")] + ["pruning=lottery", f"pruning.mask_from={src}"]
+    kill_resume_compare(tmp_path, args, 1300, 1200)
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in src.rglob("*")) == before  # the source is only read
