@@ -1,8 +1,10 @@
 """From a sweep folder to figures: ``python plot.py <sweep_dir> [--out DIR] [--reps 50000]``.
 
-Writes ``scaling_law.png/.pdf`` (IQM against width, a line per sparsity, 95% stratified bootstrap CIs),
-``performance_profile.png/.pdf``, ``learning_curves.png/.pdf`` and ``summary.csv`` (a row per configuration: IQM,
-CI low and high, runs, seeds and games), and lists every run that failed, did not finish or was left out.
+Writes ``scaling_law.png/.pdf`` (IQM against width, a line per sparsity and method, 95% stratified bootstrap CIs),
+``methods_iqm.png/.pdf`` (a bar per method with its CI, when the sweep has two methods or more: dense, gmp, rigl,
+dense+redo, ...), ``performance_profile.png/.pdf``, ``learning_curves.png/.pdf`` and ``summary.csv`` (a row per
+configuration, method included: IQM, CI low and high, runs, seeds and games), and lists every run that failed, did
+not finish or was left out.
 Scores are normalised per game (``analysis/normalize.py``) and aggregated by rliable (``analysis/aggregate.py``).
 """
 
@@ -80,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = aggregate(matrices, info, reps=args.reps, seed=args.seed)
     summary.to_csv(out / "summary.csv", index=False)
     ylabel = YLABEL[envs[0]]
-    written = [out / "summary.csv", *figures.scaling_law(summary, f"IQM {ylabel}", out / "scaling_law"),
-               *figures.performance_profile(matrices, ylabel, out / "performance_profile", seed=args.seed),
-               *figures.learning_curves(curves_by_config(args.sweep_dir, runs), f"IQM {ylabel}",
-                                        out / "learning_curves")]
+    written = [out / "summary.csv", *figures.scaling_law(summary, f"IQM {ylabel}", out / "scaling_law")]
+    if summary.method.nunique() > 1:
+        written += figures.methods_iqm(summary, f"IQM {ylabel}", out / "methods_iqm")
+    written += figures.performance_profile(matrices, ylabel, out / "performance_profile", seed=args.seed)
+    written += figures.learning_curves(curves_by_config(args.sweep_dir, runs), f"IQM {ylabel}", out / "learning_curves")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     counts = runs.status.value_counts()

@@ -1,6 +1,6 @@
 """Aggregate scores per configuration with rliable (Agarwal et al. 2021): the interquartile mean of the normalised
 scores over runs and games, and its 95% stratified bootstrap confidence interval (resampling runs within each
-game). A configuration is (agent, network, width, sparsity); its score matrix is seeds × games.
+game). A configuration is (agent, network, width, sparsity, method); its score matrix is seeds × games.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics
 
-CONFIG_KEYS = ["agent", "network", "width", "sparsity"]
+CONFIG_KEYS = ["agent", "network", "width", "sparsity", "method"]
 
 
-def label(agent: str, network: str, width: float, sparsity: float) -> str:
-    return f"{agent} {network} width={width:g} sparsity={sparsity:g}"
+def label(agent: str, network: str, width: float, sparsity: float, method: str) -> str:
+    """The method is named where the sparsity does not say it (dense at 0, GMP above), so that a plain GMP sweep keeps
+    its labels."""
+    named = "" if method == ("dense" if sparsity == 0 else "gmp") else f" {method}"
+    return f"{agent} {network} width={width:g} sparsity={sparsity:g}{named}"
 
 
 def score_matrices(runs: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, dict], list[str]]:

@@ -1,5 +1,5 @@
-"""The sweep's figures: the scaling law (Obando-Ceron et al. 2024, Fig. 1), performance profiles and learning
-curves. Each takes tables made by ``analysis.aggregate`` and writes PNG and PDF."""
+"""The sweep's figures: the scaling law (Obando-Ceron et al. 2024, Fig. 1), the methods side by side, performance
+profiles and learning curves. Each takes tables made by ``analysis.aggregate`` and writes PNG and PDF."""
 
 from __future__ import annotations
 
@@ -26,15 +26,26 @@ def save(fig, out: Path) -> list[Path]:
     return paths
 
 
+SHOWN = {"gmp": "GMP", "set": "SET", "rigl": "RigL"}
+
+
+def line_name(sparsity: float, method: str) -> str:
+    """A line's legend: "dense" and "95% sparse (GMP)" for a plain GMP sweep, as before methods were compared, and
+    so "dense+redo" or "95% sparse (RigL+wd)" for the others."""
+    if sparsity == 0:
+        return method
+    base, *added = method.split("+")
+    return f"{sparsity:.0%} sparse ({'+'.join([SHOWN.get(base, base), *added])})"
+
+
 def scaling_law(summary: pd.DataFrame, ylabel: str, out: Path) -> list[Path]:
-    """IQM against width, one line per sparsity (a panel per agent and network), 95% CIs as bands."""
+    """IQM against width, one line per sparsity and method (a panel per agent and network), 95% CIs as bands."""
     panels = list(summary.groupby(["agent", "network"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False, layout="constrained")
     for ax, ((agent, network), rows) in zip(axes[0], panels, strict=True):
-        for sparsity, line in rows.groupby("sparsity"):
+        for (sparsity, method), line in rows.groupby(["sparsity", "method"]):
             line = line.sort_values("width")
-            name = "dense" if sparsity == 0 else f"{sparsity:.0%} sparse (GMP)"
-            drawn = ax.plot(line.width, line.iqm, marker="o", label=name)[0]
+            drawn = ax.plot(line.width, line.iqm, marker="o", label=line_name(sparsity, method))[0]
             ax.fill_between(line.width, line.ci_low, line.ci_high, color=drawn.get_color(), alpha=0.2)
         ax.set_xticks(sorted(rows.width.unique()))
         ax.set_xlabel(f"width multiplier ({network})")
@@ -42,6 +53,27 @@ def scaling_law(summary: pd.DataFrame, ylabel: str, out: Path) -> list[Path]:
         ax.set_title(f"{agent}: IQM, 95% stratified bootstrap CI")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    return save(fig, out)
+
+
+def methods_iqm(summary: pd.DataFrame, ylabel: str, out: Path) -> list[Path]:
+    """A bar per method with its 95% CI (a panel per agent, network and width, so that bars compare like with like);
+    a method at several sparsities has a bar for each. A method keeps its colour across panels."""
+    panels = list(summary.sort_values(["sparsity", "method"]).groupby(["agent", "network", "width"], sort=True))
+    colors = dict(zip(sorted(summary.method.unique()), plt.cm.tab10.colors * 10, strict=False))
+    most = max(len(rows) for _, rows in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(3.6, 1.2 + 0.7 * most) * len(panels), 3.8), squeeze=False,
+                             sharey=True, layout="constrained")
+    for ax, ((agent, network, width), rows) in zip(axes[0], panels, strict=True):
+        repeated = rows.method.duplicated(keep=False)
+        names = [f"{m} {s:.0%}" if r else m for m, s, r in zip(rows.method, rows.sparsity, repeated, strict=True)]
+        ax.bar(names, rows.iqm, yerr=[rows.iqm - rows.ci_low, rows.ci_high - rows.iqm], capsize=3,
+               color=[colors[m] for m in rows.method])
+        plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+        ax.set_title(f"{agent} {network} width={width:g}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    fig.suptitle("IQM per method, 95% stratified bootstrap CI", fontsize=10)
     return save(fig, out)
 
 

@@ -5,9 +5,10 @@
 - MinAtar has no human scores. Its rule: (score − random) / max(baseline − random, 1), where random is the
   uniform random policy's mean return measured by the suite (``analysis/data/minatar_random.csv``, made by
   ``python -m analysis.random_scores``) and baseline is the mean final score of the sweep's own dense network at
-  its smallest width (the same agent, all seeds): 0 is random, 1 is the unscaled dense agent, the reference of the
-  paper's "+60% over the dense baseline". The floor of one reward point keeps a baseline that has not learned
-  (a short run) from inflating the scale. MinAtar scores are therefore relative to the sweep, not to a fixed table.
+  its smallest width (the same agent, all seeds; method "dense", without ReDo, resets or weight decay): 0 is
+  random, 1 is the unscaled dense agent, the reference of the paper's "+60% over the dense baseline". The floor of
+  one reward point keeps a baseline that has not learned (a short run) from inflating the scale. MinAtar scores are
+  therefore relative to the sweep, not to a fixed table.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def human_normalized(game: str, score):
 
 
 def minatar_baselines(runs: pd.DataFrame) -> pd.Series:
-    """Baseline score per (agent, game): the mean score of the dense runs at the smallest width in ``runs``."""
-    dense = runs[(runs.sparsity == 0) & runs.score.notna()]
+    """Baseline score per (agent, game): the mean score of the plain dense runs at the smallest width in ``runs``."""
+    dense = runs[(runs.method == "dense") & runs.score.notna()]
     smallest = dense[dense.width == dense.groupby(["agent", "game"]).width.transform("min")]
     return smallest.groupby(["agent", "game"]).score.mean()
 
@@ -52,7 +53,7 @@ def normalize(runs: pd.DataFrame, score_column: str = "score", sweep: pd.DataFra
         elif env == "minatar":
             if (agent, game) not in baselines.index:
                 raise ValueError(f"MinAtar scores are normalised by the sweep's dense baseline, and {agent} on "
-                                 f"{game} has no complete dense (sparsity=0) run")
+                                 f"{game} has no complete dense run (sparsity=0, no ReDo, reset or weight decay)")
             scale = max(baselines[(agent, game)] - random[game], 1.0)
             out[rows.index] = (scores - random[game]) / scale
         else:

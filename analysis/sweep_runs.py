@@ -2,7 +2,8 @@
 
 A run's score is its final evaluation return (``summary.json``'s ``final_eval_return``: the mean over
 ``eval.episodes`` episodes at ``eval_epsilon`` after the last agent step). Runs that failed or did not finish keep
-their row, with the error or ``unfinished``, so that nothing is dropped without being listed.
+their row, with the error or ``unfinished``, so that nothing is dropped without being listed. A run's ``method``
+(``method_label``) names what was compared: dense or the pruning method, and what was added to it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from omegaconf import OmegaConf
 from analysis.learning_curve import eval_curve
 from core.run_files import CONFIG, SUMMARY, failure, run_dirs, status
 
-COLUMNS = ["run", "status", "error", "agent", "env", "game", "network", "width", "sparsity", "seed", "score"]
+COLUMNS = ["run", "status", "error", "agent", "env", "game", "network", "width", "sparsity", "method", "seed",
+           "score"]
 
 
 def _config(run_dir: Path):
@@ -29,6 +31,16 @@ def _config(run_dir: Path):
     return None
 
 
+def method_label(cfg) -> str:
+    """What a run compared, e.g. "dense", "rigl" or "gmp+wd": dense or the pruning method, then "+redo", "+reset",
+    "+wd" for what was added. A key that older run folders lack has its default (GMP, nothing added), so their runs
+    keep the method they ran."""
+    name = "dense" if float(cfg.sparsity) == 0 else str(OmegaConf.select(cfg, "pruning.name") or "gmp")
+    added = {"redo": bool(OmegaConf.select(cfg, "redo.enabled")), "reset": bool(OmegaConf.select(cfg, "reset.enabled")),
+             "wd": float(OmegaConf.select(cfg, "agent.weight_decay") or 0) > 0}
+    return "+".join([name, *(key for key, on in added.items() if on)])
+
+
 def load_runs(sweep_dir: Path) -> pd.DataFrame:
     rows = []
     for run_dir in run_dirs(sweep_dir):
@@ -36,7 +48,8 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
         row = {"run": str(run_dir.relative_to(sweep_dir)), "status": state, "error": failure(run_dir)}
         if cfg is not None and OmegaConf.select(cfg, "agent.name") is not None:
             row.update(agent=cfg.agent.name, env=cfg.env.name, game=str(cfg.env.id), network=cfg.network.name,
-                       width=float(cfg.network.width), sparsity=float(cfg.sparsity), seed=int(cfg.seed))
+                       width=float(cfg.network.width), sparsity=float(cfg.sparsity), method=method_label(cfg),
+                       seed=int(cfg.seed))
         if state == "complete":
             row["score"] = float(json.loads((run_dir / SUMMARY).read_text())["final_eval_return"])
         rows.append(row)

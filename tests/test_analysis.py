@@ -1,14 +1,20 @@
-"""Score normalisation and aggregation, against hand values and rliable itself (pure logic on small tables; the
-real sweeps that feed them are in test_sweeps.py)."""
+"""Score normalisation and aggregation, against hand values and rliable itself (pure logic on small tables, and
+``plot.py`` on hand-made run folders; the real sweeps that feed them are in test_sweeps.py)."""
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from rliable import library as rly
 from rliable import metrics
 
+import plot
+from analysis import figures
 from analysis.aggregate import aggregate, score_matrices
 from analysis.normalize import human_normalized, normalize, reference_table
+from analysis.sweep_runs import load_runs, method_label
 
 
 def test_human_normalised_scores_match_dqn_zoos_table_by_hand():
@@ -22,7 +28,9 @@ def test_human_normalised_scores_match_dqn_zoos_table_by_hand():
 
 
 def runs_table(rows):
-    return pd.DataFrame(rows, columns=["env", "agent", "network", "game", "width", "sparsity", "seed", "score"])
+    table = pd.DataFrame(rows, columns=["env", "agent", "network", "game", "width", "sparsity", "seed", "score"])
+    table["method"] = np.where(table.sparsity == 0, "dense", "gmp")
+    return table
 
 
 def test_minatar_scores_are_normalised_by_random_and_the_sweeps_dense_smallest_width():
@@ -73,8 +81,106 @@ def test_the_bootstrap_is_reproducible_from_its_seed():
     """rliable ignores the random_state it is given; the seed must still fix the CIs (and leave NumPy's global
     generator as it was)."""
     matrices = {"c": np.random.default_rng(0).random((5, 3))}
-    info = {"c": dict(agent="dqn", network="mlp", width=1.0, sparsity=0.0, runs=15, seeds=5, games=3)}
+    info = {"c": dict(agent="dqn", network="mlp", width=1.0, sparsity=0.0, method="dense", runs=15, seeds=5, games=3)}
     before = np.random.get_state()[1].copy()
     a, b, c = (aggregate(matrices, info, reps=500, seed=s) for s in (7, 7, 8))
     assert a.equals(b) and not a.equals(c)
     assert (np.random.get_state()[1] == before).all()
+
+
+def test_method_label_names_dense_or_the_pruning_method_and_what_was_added():
+    old = OmegaConf.create({"agent": {"name": "dqn"}, "sparsity": 0.95, "seed": 0})  # a run folder from before methods
+    assert method_label(old) == "gmp"
+    assert method_label(OmegaConf.merge(old, {"sparsity": 0.0})) == "dense"
+    new = OmegaConf.merge(old, {"pruning": {"name": "rigl"}, "redo": {"enabled": False}, "reset": {"enabled": False},
+                                "agent": {"weight_decay": 0.0}})
+    assert method_label(new) == "rigl"
+    assert method_label(OmegaConf.merge(new, {"sparsity": 0.0})) == "dense"  # dense whatever the pruning method
+    assert method_label(OmegaConf.merge(new, {"sparsity": 0.0, "redo": {"enabled": True}})) == "dense+redo"
+    assert method_label(OmegaConf.merge(new, {"pruning": {"name": "gmp"}, "agent": {"weight_decay": 1e-4}})) == "gmp+wd"
+    every = {"redo": {"enabled": True}, "reset": {"enabled": True}, "agent": {"weight_decay": 0.1}}
+    assert method_label(OmegaConf.merge(new, every)) == "rigl+redo+reset+wd"
+
+
+def test_the_minatar_baseline_is_plain_dense_not_dense_with_redo():
+    runs = runs_table([("minatar", "dqn", "minatar_cnn", "breakout", 1.0, 0.0, s, 12.0) for s in (0, 1)])
+    redo = runs.assign(score=100.0, method="dense+redo")
+    n = normalize(pd.concat([runs, redo], ignore_index=True))
+    assert n[:2].tolist() == pytest.approx([1.0, 1.0])
+
+
+HUMAN_RANDOM = {"Pong": (14.6, -20.7), "Breakout": (30.5, 1.7)}  # DQN Zoo's table, as above
+METHODS = {  # method: (extra config, sparsity, human-normalised scores of (seed, game) in RUNS order)
+    "dense": ({}, 0.0, [2.0, 0.1, 0.5, 0.7]),  # no new key at all: a run folder from before methods
+    "dense+redo": ({"pruning": {"name": "gmp"}, "redo": {"enabled": True}}, 0.0, [0.2, 3.0, 1.0, 0.8]),
+    "gmp": ({"pruning": {"name": "gmp"}, "redo": {"enabled": False}, "agent": {"weight_decay": 0.0}}, 0.95,
+            [0.0, 0.9, 0.2, 0.4]),
+    "rigl": ({"pruning": {"name": "rigl"}}, 0.95, [0.5, -0.1, 1.5, 0.3]),
+}
+RUNS = [(seed, game) for seed in (0, 1) for game in ("Pong", "Breakout")]
+
+
+def fake_sweep(root, methods):
+    """Run folders as a sweep leaves them: the resolved config, the summary and the evaluations in metrics.jsonl."""
+    for method in methods:
+        extra, sparsity, normalised = METHODS[method]
+        for (seed, game), n in zip(RUNS, normalised, strict=True):
+            human, random = HUMAN_RANDOM[game]
+            score = random + n * (human - random)
+            run = root / method / f"{game}_{seed}"
+            run.mkdir(parents=True)
+            cfg = {"agent": {"name": "dqn"}, "env": {"name": "atari", "id": game},
+                   "network": {"name": "impala", "width": 1.0}, "sparsity": sparsity, "seed": seed}
+            OmegaConf.save(OmegaConf.merge(cfg, extra), run / "config.yaml")
+            (run / "summary.json").write_text(json.dumps({"final_eval_return": score}))
+            evals = [{"step": 100, "eval/episodic_return": random}, {"step": 200, "eval/episodic_return": score}]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+    return root
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every figure plot.py saves, by file name, before it is closed."""
+    figs, save = {}, figures.save
+
+    def keep(fig, out):
+        figs[out.name] = fig
+        return save(fig, out)
+
+    monkeypatch.setattr(figures, "save", keep)
+    return figs
+
+
+def test_plot_puts_methods_side_by_side_with_iqms_by_hand(tmp_path, capsys, drawn):
+    sweep = fake_sweep(tmp_path / "sweep", METHODS)
+    runs = load_runs(sweep)
+    assert runs.groupby("method").run.count().to_dict() == {m: 4 for m in METHODS}
+    assert (runs.run.str.split("/").str[0] == runs.method).all()
+    assert plot.main([str(sweep), "--out", str(tmp_path / "figs"), "--reps", "200"]) == 0
+    assert all((tmp_path / "figs" / f"methods_iqm.{ext}").stat().st_size > 0 for ext in ("png", "pdf"))
+    summary = pd.read_csv(tmp_path / "figs" / "summary.csv").set_index("method")
+    by_hand = {"dense": (0.5 + 0.7) / 2, "dense+redo": (0.8 + 1.0) / 2, "gmp": (0.2 + 0.4) / 2, "rigl": (0.3 + 0.5) / 2}
+    assert summary.iqm.to_dict() == pytest.approx(by_hand)  # IQM of 4 scores: the mean of the middle 2
+    assert (summary.ci_low <= summary.iqm).all() and (summary.iqm <= summary.ci_high).all()
+    assert summary.ci_low.lt(summary.ci_high).all()
+    assert summary.sparsity.to_dict() == {"dense": 0.0, "dense+redo": 0.0, "gmp": 0.95, "rigl": 0.95}
+    assert (summary.runs == 4).all() and (summary.games == 2).all()
+    bars = drawn["methods_iqm"].axes[0]
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["dense", "dense+redo", "gmp", "rigl"]
+    assert [p.get_height() for p in bars.patches] == pytest.approx([by_hand[m] for m in by_hand])
+    legend = [t.get_text() for t in drawn["scaling_law"].axes[0].get_legend().get_texts()]
+    assert legend == ["dense", "dense+redo", "95% sparse (GMP)", "95% sparse (RigL)"]
+    printed = capsys.readouterr().out
+    assert "dense+redo" in printed and "rigl" in printed and "methods_iqm.png" in printed
+
+
+def test_a_plain_gmp_sweep_keeps_its_lines_and_one_method_draws_no_bars(tmp_path, drawn):
+    sweep = fake_sweep(tmp_path / "sweep", ["dense", "gmp"])
+    assert plot.main([str(sweep), "--reps", "100"]) == 0
+    legend = [t.get_text() for t in drawn["scaling_law"].axes[0].get_legend().get_texts()]
+    assert legend == ["dense", "95% sparse (GMP)"]  # as before methods were compared
+    assert pd.read_csv(sweep / "summary.csv").method.tolist() == ["dense", "gmp"]
+    assert (sweep / "methods_iqm.png").is_file()  # dense and GMP are two methods
+    dense = fake_sweep(tmp_path / "dense", ["dense"])
+    assert plot.main([str(dense), "--reps", "100"]) == 0
+    assert (dense / "scaling_law.png").is_file() and not (dense / "methods_iqm.png").exists()
