@@ -146,3 +146,14 @@ def test_atari_preset_is_the_papers_grid():
 def test_minatar_presets_sweep_folder_names_the_agent():
     cfg = compose_hydra("+sweep=scaling_law_minatar", "agent=rainbow")
     assert cfg.hydra.sweep.dir == "runs/sweeps/scaling_law_minatar_rainbow" and cfg.network.name == "minatar_cnn"
+
+
+@pytest.mark.parametrize("preset, games", [("methods_minatar", 5), ("methods_atari", 15)])
+def test_methods_presets_compare_eight_methods_at_widths_1_and_3(preset, games):
+    preflight([f"+sweep={preset}"])  # every value of the grid passes the checks
+    cfg = compose_hydra(f"+sweep={preset}")
+    params = cfg.hydra.sweeper.params
+    assert params["+sweep/methods"].split(",") == ["dense", "dense_redo", "dense_reset", "dense_wd", "gmp", "static",
+                                                   "set", "rigl"]
+    assert len(params["env.id"].split(",")) == games and params["network.width"] == "1,3"
+    assert params["seed"] == "0,1,2,3,4"
