@@ -6,6 +6,7 @@ import yaml
 from agents.dqn import DQNConfig, Loss
 from agents.networks import MLPConfig, NatureCNNConfig, Padding
 from agents.sac import SACConfig
+from core.errors import ConfigError
 from envs.atari import AtariConfig, Profile
 from envs.classic import ClassicConfig
 from envs.dmc import DMCConfig
@@ -33,7 +34,12 @@ def test_every_group_option_composes(compose_cfg, group):
     for option in options:
         extra = ["network=mlp"] if option == "mlp" or (group, option) == ("env", "classic") else []
         extra += {("agent", "sac"): ["env=dmc"], ("env", "dmc"): ["agent=sac"],
-                  ("network", "minatar_cnn"): ["env=minatar"]}.get((group, option), [])
+                  ("network", "minatar_cnn"): ["env=minatar"], ("pruning", "static"): ["sparsity=0.9"],
+                  ("pruning", "set"): ["sparsity=0.9"], ("pruning", "rigl"): ["sparsity=0.9"]}.get((group, option), [])
+        if (group, option) == ("pruning", "lottery"):  # composes, then asks for its source run
+            with pytest.raises(ConfigError, match="pruning.mask_from"):
+                compose_cfg("pruning=lottery", "sparsity=0.9")
+            continue
         cfg = compose_cfg(f"{group}={option}", *extra)
         assert getattr(cfg, group).name == option
 
