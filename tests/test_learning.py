@@ -34,6 +34,19 @@ def test_dqn_learns_cartpole_at_90_percent_sparsity_at_width_2(tmp_path):
 
 
 @pytest.mark.slow
+def test_rigl_learns_cartpole_at_90_percent_sparsity_at_width_2(tmp_path):
+    """Sparse from the first step (4.2k of 42k weights), RigL's mask updates every 1,000 updates until 80% of the
+    run: seed 0 ends at 500 (seed 1 in the README's table)."""
+    out = run_train("agent=dqn", "env=classic", "env.id=CartPole-v1", "total_env_steps=100000", "seed=0",
+                    "pruning=rigl", "sparsity=0.9", "network.width=2", "progress=false", f"hydra.run.dir={tmp_path}",
+                    timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["sparsity"] == pytest.approx(0.9, abs=2e-3)
+    assert summary["final_eval_return"] >= 400, summary
+
+
+@pytest.mark.slow
 def test_rainbow_solves_cartpole_in_40k_steps(tmp_path):
     """The suite's defaults (conf/tuned/rainbow_classic.yaml) for 40k of their 100k agent steps, where both seeds of
     the README's table first reach the top (this run: 286.5, 416.7, 415.5, 493.6 at 10k-40k; 56 s)."""
