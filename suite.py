@@ -123,6 +123,9 @@ def validate(cfg: Config) -> None:
                 f"the first one (agent.learning_starts={a.learning_starts})")
 
 
+NETWORK_SHAPING_AGENT_KEYS = ("num_atoms", "v_min", "v_max", "dueling", "noisy", "noisy_sigma0")  # Rainbow's head
+
+
 def check_ticket_source(cfg: Config) -> None:
     """``pruning.mask_from`` must be a finished run of the same agent, env and network, with its ``init.pt``, and
     ``sparsity`` the one it was pruned to."""
@@ -134,12 +137,17 @@ def check_ticket_source(cfg: Config) -> None:
     require((src / INIT).is_file(), key, str(src), f"that run did not save its initial weights ({INIT}); run it "
             "with checkpoint.save_init=true")
     theirs = OmegaConf.load(src / CONFIG)
-    for field_name in ("agent.name", "env.name", "env.id"):
-        mine, other = OmegaConf.select(OmegaConf.structured(cfg), field_name), OmegaConf.select(theirs, field_name)
-        require(str(mine) == str(other), key, str(src), f"that run has {field_name}={other}, this one {mine}")
-    mine = OmegaConf.to_container(OmegaConf.structured(cfg.network), enum_to_str=True)
-    other = OmegaConf.to_container(theirs.network)
-    require(mine == other, key, str(src), f"that run's network is {other}, this one's {mine}")
+    ours = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
+    other = OmegaConf.to_container(theirs)
+    for section in ("env", "network"):  # everything that shapes observations and networks
+        diff = sorted(k for k in {*ours[section], *other.get(section, {})}
+                      if ours[section].get(k) != other.get(section, {}).get(k))
+        require(not diff, key, str(src), "that run has " + ", ".join(
+            f"{section}.{k}={other.get(section, {}).get(k)}" for k in diff) + f"; this one {section}." +
+            ", ".join(f"{k}={ours[section].get(k)}" for k in diff))
+    for k in ("name", *NETWORK_SHAPING_AGENT_KEYS):
+        require(ours["agent"].get(k) == other["agent"].get(k), key, str(src),
+                f"that run has agent.{k}={other['agent'].get(k)}, this one {ours['agent'].get(k)}")
     source_sparsity = float(theirs.sparsity)
     require(cfg.sparsity == source_sparsity, "sparsity", cfg.sparsity,
             f"the masks come from {src}, pruned to sparsity={source_sparsity:g}; give that value")

@@ -17,6 +17,7 @@ from torch import nn
 
 from agents.exploration import linear_epsilon
 from agents.networks import build_network, trainable
+from agents.optimizer import adam
 from agents.registry import AGENTS
 from agents.replay import check_learning_schedule
 from core.errors import require
@@ -99,9 +100,7 @@ class DQN:
         self.cfg, self.n_actions, self.rng, self.device = cfg, n_actions, rng, device
         self.online = self.build_network(network_cfg, obs_shape, n_actions, transform).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(trainable(self.online), lr=cfg.lr, eps=cfg.adam_eps,
-                                          weight_decay=cfg.weight_decay, decoupled_weight_decay=True,
-                                          **({"fused": True} if device.type in ("cpu", "cuda") else {}))
+        self.optimizer = adam(trainable(self.online), cfg.lr, cfg.adam_eps, cfg.weight_decay, device)
         self.updates = 0
         self._target_every_updates = cfg.target_update_period // cfg.update_period
 

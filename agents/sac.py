@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.networks import Network, build_network, trainable
+from agents.optimizer import adam
 from agents.registry import AGENTS
 from agents.replay import check_learning_schedule
 from core.errors import require
@@ -102,11 +103,9 @@ class SAC:
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=device, requires_grad=cfg.autotune)
         self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
-        adam = {"eps": cfg.adam_eps, "weight_decay": cfg.weight_decay, "decoupled_weight_decay": True,
-                **({"fused": True} if device.type in ("cpu", "cuda") else {})}
-        self.actor_opt = torch.optim.Adam(trainable(self.actor), lr=cfg.actor_lr, **adam)
+        self.actor_opt = adam(trainable(self.actor), cfg.actor_lr, cfg.adam_eps, cfg.weight_decay, device)
         self._critic_params = trainable(self.critic1, self.critic2)
-        self.critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_lr, **adam)
+        self.critic_opt = adam(self._critic_params, cfg.critic_lr, cfg.adam_eps, cfg.weight_decay, device)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, eps=cfg.adam_eps)
         self._online = [*self.critic1.parameters(), *self.critic2.parameters()]
         self._targets = [*self.target1.parameters(), *self.target2.parameters()]

@@ -21,7 +21,6 @@ from core.errors import require
 from core.protocols import TrainerView, UpdateResult
 from pruning.pruner import top_k_mask, zero_optimizer_state
 from pruning.registry import METHODS
-from pruning.schedule import pruning_window
 from pruning.sparse_training import SparseTraining, StaticConfig
 
 
@@ -73,7 +72,7 @@ class SET(SparseTraining):
     cfg: SETConfig
 
     def on_train_start(self, trainer: TrainerView) -> None:
-        self.t_end = pruning_window(trainer.total_updates, 0.0, self.cfg.end_frac)[1]
+        self.t_end = int(self.cfg.end_frac * trainer.total_updates)  # ⌊end_frac·T⌋, the cosine's length
         self.grown: dict[str, torch.Tensor] = {}
         self.stats: dict[str, float] | None = None
         super().on_train_start(trainer)

@@ -4,9 +4,10 @@ Every ``every_updates`` updates (at update indices t > 0 with t % F == 0, after 
 on ``batch_size`` replay states drawn with ReDo's own generator: s_i = E|h_i| / (mean_k E|h_k| + 1e-9) over the
 post-ReLU outputs (a conv channel averaged over the batch and H×W). The τ-dormant units (s_i ≤ τ) are recycled:
 incoming weights re-drawn with the network's own init, bias 0, outgoing weights 0 (the flattened H·W columns of a
-conv unit included), and the optimizer's moments of those incoming and outgoing weights zeroed (Dopamine leaves the
-bias's moments). The output layer is never scored. Under pruning masks only kept entries are re-drawn, so the
-sparsity does not change. Combinable with any pruning method: ``redo.enabled=true``."""
+conv unit included; in a noisy head both μ and σ), and the optimizer's moments of those incoming and outgoing weights
+zeroed (Dopamine leaves the bias's moments). The output layer is never scored. Under pruning masks only kept entries
+are re-drawn, so the masks hold, and a unit whose whole fan-in is pruned (dead by construction, nothing to re-draw)
+is left alone. Combinable with any pruning method: ``redo.enabled=true``."""
 
 from __future__ import annotations
 
@@ -87,23 +88,27 @@ class ReDo(Callback):
             pname = {id(p): n for n, p in params.items()}
             counts[name] = 0
             for i, unit in enumerate(plan):
-                d = dead[i]
+                w, b = unit.layer.weight, unit.layer.bias
+                mask = masks.get(f"{name}/{pname[id(w)]}")
+                d = dead[i] if mask is None else dead[i] & (mask.flatten(1) != 0).any(dim=1)  # revivable units
                 if not bool(d.any()):
                     continue
                 counts[name] += int(d.sum())
-                w, b = unit.layer.weight, unit.layer.bias
                 rows = d.view(-1, *([1] * (w.dim() - 1))).expand_as(w)
                 fresh = net.fresh_parameters(unit.layer, self.generator)["weight"]
-                mask = masks.get(f"{name}/{pname[id(w)]}")
                 w.copy_(torch.where(rows, fresh if mask is None else fresh * mask, w))
                 if b is not None:
                     b.masked_fill_(d, 0)
                 self._zero_moments(w, rows, optimizers)
                 for out in unit.outgoing:
                     cols = outgoing_columns(d, out)
-                    where = cols.view(1, -1, *([1] * (out.weight.dim() - 2))).expand_as(out.weight)
-                    out.weight.masked_fill_(where, 0)
-                    self._zero_moments(out.weight, where, optimizers)
+                    for attr in ("weight", "weight_sigma"):  # a noisy layer's σ columns carry the unit too
+                        param = getattr(out, attr, None)
+                        if param is None:
+                            continue
+                        where = cols.view(1, -1, *([1] * (param.dim() - 2))).expand_as(param)
+                        param.masked_fill_(where, 0)
+                        self._zero_moments(param, where, optimizers)
         return counts
 
     @staticmethod

@@ -30,8 +30,9 @@ def pruning_window(total_updates: int, start_frac: float, end_frac: float) -> tu
 
 
 def is_mask_update(t: int, t_start: int, t_end: int, every_updates: int) -> bool:
-    """Masks are recomputed every ``every_updates`` updates from t_start, and always at t_end (so the run ends at
-    exactly s_F whatever the frequency); never outside the window, after which the mask is frozen."""
+    """JaxPruner's ``PeriodicSchedule``: at every multiple of ``every_updates`` inside [t_start, t_end]; and, unlike
+    JaxPruner, also at t_end, so that the run ends at exactly s_F whatever the frequency (JaxPruner's last update is
+    the last multiple, short of s_F when t_end is not one). Never after t_end: the mask is frozen."""
     if t < t_start or t > t_end:
         return False
-    return t == t_end or (t - t_start) % every_updates == 0
+    return t == t_end or t % every_updates == 0

@@ -56,7 +56,11 @@ def train_in_process(compose_cfg, tmp_path, *overrides):
 def test_static_is_sparse_from_the_first_action_with_exact_erk_counts_and_never_changes(compose_cfg, tmp_path):
     summary, w = train_in_process(compose_cfg, tmp_path, "pruning=static", "sparsity=0.9")
     assert summary["updates"] == 1000
-    assert {k: int(v.sum()) for k, v in w.start.items()} == w.counts  # JaxPruner's ERK keep counts
+    # JaxPruner's ERK by hand for CartPole's [120, 84] MLP at 0.9: the head (raw 86/168) is made dense, then
+    # eps = (48 + 1,008 − ⌊0.9·168⌋) / (124 + 204) = 2.7591 keeps round(124·eps) = 342 and round(204·eps) = 563
+    expected = {"online/features.fc1.weight": 342, "online/features.fc2.weight": 563, "online/head.weight": 168}
+    assert {k: int(v.sum()) for k, v in w.start.items()} == expected
+    assert w.counts == {k: int(v.sum()) for k, v in w.start.items()}
     assert all(torch.equal(w.start[k], w.end[k]) for k in w.start)  # 1,000 real updates later: same mask
     assert all(torch.equal(w.targets[k], w.start[k]) for k in w.start)  # the target holds the zeros from step 0
 
@@ -122,6 +126,9 @@ def run_method(method, agent, updates, total, check=None):
     (``rows``: what the method logged during that update)."""
     view = SimpleNamespace(agent=agent, replay=None, logger=Logged(), updates=0, total_updates=total, resumed=False,
                            env_step=0)
+    agent.seen = {}  # the weights and dense gradients right before each step, from a hook that runs before the method's
+    agent.optimizer.register_step_pre_hook(lambda *_: agent.seen.update(
+        {n: (p.detach().clone(), p.grad.clone()) for n, p in agent.online.named_parameters()}))
     method.on_train_start(view)
     g = torch.Generator().manual_seed(0)
     for _ in range(updates):
@@ -156,9 +163,17 @@ def test_mask_updates_keep_counts_drop_the_floor_and_zero_grown_weights_and_mome
             for k, p in m.pruner.params.items():
                 grown = (masks[k] != 0) & (previous[k] == 0)
                 state = agent.optimizer.state[p]
-                assert torch.count_nonzero(p[grown]) == 0  # grown weights start at 0 (the step was skipped)
+                assert torch.count_nonzero(p[grown]) == 0  # grown weights start at 0
                 assert torch.count_nonzero(state["exp_avg"][grown]) == 0
                 assert torch.count_nonzero(state["exp_avg_sq"][grown]) == 0
+                weight, grad = agent.seen[k.split("/", 1)[1]]
+                if cls is RigL:  # the real hook grew by the dense gradient, dropped by |w| before the step
+                    new, _, _ = drop_and_grow(previous[k], weight, grad.abs(), d)
+                    assert torch.equal(new.view(masks[k].shape), masks[k] != 0)
+                assert torch.equal(p, weight * masks[k])  # the step was skipped: only the masks changed
+            for name, p in agent.online.named_parameters():
+                if p.ndim == 1:
+                    assert torch.equal(p, agent.seen[name][0])  # biases too
             if any(not torch.equal(masks[k], previous[k]) for k in masks):
                 changes.append(t)
         else:
@@ -343,3 +358,47 @@ def test_a_run_with_every_addition_logs_its_tags(tmp_path):
     assert [r["step"] for r in rows if "reset/online/count" in r] == [501, 801, 1101]  # updates 300, 600, 900
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sparsity"] == pytest.approx(0.9, abs=0.01)
+
+
+def test_redo_and_reset_on_rainbows_noisy_dueling_head():
+    """ReDo's outgoing columns include the noisy head's σ (the unit would otherwise still feed every output through
+    the noise); a reset re-draws μ and σ of both streams."""
+    from agents.rainbow import Rainbow, RainbowConfig
+
+    torch.manual_seed(0)
+    agent = Rainbow(RainbowConfig(noisy=True, dueling=True, num_atoms=11), MLPConfig(hidden_sizes=[32, 32]), (4,),
+                    2, np.random.default_rng(0), torch.device("cpu"))
+    fc2, head = agent.online.features.fc2, agent.online.head
+    with torch.no_grad():
+        fc2.weight[3] = 0
+        fc2.bias[3] = -1.0
+    obs = torch.randn(256, 4, generator=torch.Generator().manual_seed(1))
+    view = SimpleNamespace(agent=agent, replay=States(obs), logger=Logged(), updates=0, env_step=0)
+    redo = ReDo(ReDoConfig(tau=0.0), seed=0)
+    redo.on_train_start(view)
+    assert redo.recycle(view)["online"] >= 1  # the forced unit (and any other silent one)
+    assert fc2.bias[3] == 0 and torch.count_nonzero(fc2.weight[3]) > 0
+    for layer in (head.advantage, head.value):
+        assert torch.count_nonzero(layer.weight[:, 3]) == 0 and torch.count_nonzero(layer.weight_sigma[:, 3]) == 0
+        assert torch.count_nonzero(layer.weight[:, :3]) > 0
+    before = {k: v.clone() for k, v in agent.online.state_dict().items()}
+    Reset(ResetConfig(every_updates=1), seed=0).reset(view)
+    after = agent.online.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed == {f"head.{s}.{p}" for s in ("advantage", "value") for p in ("weight", "bias", "weight_sigma")}
+    sigma0 = 0.5 / math.sqrt(32)
+    assert torch.all(head.value.weight_sigma == sigma0) and torch.all(head.value.bias_sigma == sigma0)
+
+
+def test_sac_with_set_redo_and_reset_runs_on_all_three_networks(compose_cfg, tmp_path):
+    summary, w = train_in_process(compose_cfg, tmp_path, "agent=sac", "env.id=Pendulum-v1",
+                                  "network.hidden_sizes=[32,32]", "pruning=set", "sparsity=0.9",
+                                  "pruning.update_freq_updates=100", "redo.enabled=true", "redo.every_updates=100",
+                                  "reset.enabled=true", "reset.every_updates=300", "agent.weight_decay=1e-5",
+                                  "total_env_steps=800")
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    tags = {k for r in rows for k in r}
+    for net in ("actor", "critic1", "critic2"):
+        for tag in (f"sparse/{net}/dropped", f"redo/{net}/recycled", f"reset/{net}/count"):
+            assert tag in tags, tag
+        assert summary["sparsity_per_network"][net] == pytest.approx(0.9, abs=0.01)

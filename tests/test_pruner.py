@@ -202,3 +202,32 @@ def test_gmp_masks_only_shrink_during_training(scope):
                 assert all(bool((gmp.pruner.masks[k] <= previous[k]).all()) for k in previous)
             previous = {k: m.clone() for k, m in gmp.pruner.masks.items()}
     assert weight_sparsity(agent.networks())["total"] == pytest.approx(0.9, abs=0.01)
+
+
+def test_gmp_scores_the_weights_as_they_were_before_the_step():
+    """JaxPruner computes a mask update inside the wrapped optimizer, from the parameters the step is about to
+    change: the kept weights are the top |w| before the step (here they differ from the top |w| after it)."""
+    torch.manual_seed(0)
+    agent = make_agent()
+    before = {}
+    agent.optimizer.register_step_pre_hook(lambda *_: before.update(  # registered first: runs before GMP's
+        {n: q.detach().clone() for n, q in agent.online.named_parameters()}))
+    gmp = GMP(GMPConfig(start_frac=0.0, end_frac=0.5, update_freq_updates=100), 0.9, 1000)
+    view = SimpleNamespace(agent=agent, updates=0, total_updates=10, resumed=True, env_step=0)
+    gmp.on_train_start(view)
+    g = torch.Generator().manual_seed(0)
+    agent.update(random_batch(g))  # t = 0: a mask update at s = 0.9·(1 − (1 − 1/5)³)
+    counts = gmp.pruner.keep_counts(gmp_fraction(0, 0, 5))
+    torch.manual_seed(0)
+    unmasked = make_agent()  # the same init and batch without GMP: the weights right after the step
+    assert all(torch.equal(before[n], p) for n, p in unmasked.online.named_parameters())
+    unmasked.update(random_batch(torch.Generator().manual_seed(0)))
+    differs = False
+    for key, mask in gmp.pruner.masks.items():
+        name = key.split("/", 1)[1]
+        expected = top_k_mask(before[name].abs().flatten(), counts[key]).view(mask.shape)
+        assert torch.equal(mask != 0, expected)
+        post = unmasked.online.get_parameter(name).detach().abs().flatten()
+        differs |= not torch.equal(top_k_mask(post, counts[key]).view(mask.shape), mask != 0)
+    assert differs  # scoring after the step would have chosen other weights
+    assert gmp.target == pytest.approx(0.9 * (1 - 0.8**3))

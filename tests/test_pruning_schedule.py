@@ -34,7 +34,8 @@ def test_window_is_a_fraction_of_the_updates_and_ends_by_the_last_update():
 
 
 @pytest.mark.parametrize("every, expected",
-                         [(1000, [200, 800]), (250, [200, 450, 700, 800]), (1, list(range(200, 801)))])
+                         [(1000, [800]), (250, [250, 500, 750, 800]), (200, [200, 400, 600, 800]),
+                          (1, list(range(200, 801)))])
 def test_mask_updates_on_the_grid_and_always_at_t_end(every, expected):
     assert [t for t in range(2000) if is_mask_update(t, 200, 800, every)] == expected
 

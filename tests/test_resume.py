@@ -338,3 +338,20 @@ def test_lottery_kill_and_resume_is_exact(tmp_path):
     args = [a for a in CARTPOLE if not a.startswith("pruning.")] + ["pruning=lottery", f"pruning.mask_from={src}"]
     kill_resume_compare(tmp_path, args, 1300, 1200)
     assert sorted((str(p), p.stat().st_mtime_ns) for p in src.rglob("*")) == before  # the source is only read
+
+
+def test_sac_with_set_and_redo_kill_and_resume_is_exact(tmp_path):
+    """Three networks, two optimizers with mask hooks, SET's and ReDo's generators."""
+    args = ["agent=sac", "env=classic", "env.id=Pendulum-v1", "network.hidden_sizes=[32,32]", "total_env_steps=1600",
+            "agent.learning_starts=400", "pruning=set", "sparsity=0.9", "pruning.update_freq_updates=200",
+            "redo.enabled=true", "redo.every_updates=300", "checkpoint.every_env_steps=400",
+            "eval.every_env_steps=800", "eval.episodes=1", "health.every_updates=500", "progress=false"]
+    kill_resume_compare(tmp_path, args, 1300, 1200, loss="losses/qf1_loss",
+                        networks=("actor", "critic1", "critic2", "target1", "target2"))
+
+
+def test_noisy_dueling_rainbow_with_rigl_redo_and_reset_kill_and_resume_is_exact(tmp_path):
+    args = [a for a in CARTPOLE if not a.startswith("pruning.")] + [
+        "agent=rainbow", "agent.noisy=true", "agent.dueling=true", "pruning=rigl", "pruning.update_freq_updates=100",
+        "redo.enabled=true", "redo.every_updates=300", "reset.enabled=true", "reset.every_updates=700"]
+    kill_resume_compare(tmp_path, args, 1300, 1200, loss="losses/c51_loss")
