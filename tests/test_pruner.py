@@ -116,7 +116,7 @@ def test_state_dict_round_trip_and_plain_parameters():
 
 def test_callback_state_dict_continues_the_schedule_exactly(tmp_path):
     """Two runs of the same updates, one interrupted halfway and rebuilt from state_dicts, end identical."""
-    cfg = GMPConfig(start_frac=0.2, end_frac=0.8, update_freq_updates=3)
+    cfg = GMPConfig(start_frac=0.2, end_frac=0.8, update_freq_updates=4)
 
     def start(agent, state=None, updates=0):
         cb = GMP(cfg, sparsity=0.9, log_every_updates=1000)
@@ -142,7 +142,7 @@ def test_callback_state_dict_continues_the_schedule_exactly(tmp_path):
     for _ in range(18):
         step(a, cb_a, tr_a, g1)
         step(b, cb_b, tr_b, g2)
-    assert 0 < cb_b.target < 0.9 and cb_b.last_mask_update == 17  # t_start 8, every 3: 8, 11, 14, 17
+    assert 0 < cb_b.target < 0.9 and cb_b.last_mask_update == 16  # t_start 8, multiples of 4: 8, 12, 16
     resumed = make_agent()
     resumed.load_state_dict(copy.deepcopy(b.state_dict()))
     cb_r, tr_r = start(resumed, copy.deepcopy(cb_b.state_dict()), updates=18)
