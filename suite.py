@@ -16,7 +16,9 @@ import torch
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
+from torch import nn
 
+from adapters.registry import ADAPTERS
 from agents.registry import AGENTS, NETWORKS
 from agents.replay import ReplayBuffer, bookkeeping_bytes
 from core.callbacks import Callback
@@ -35,11 +37,13 @@ from pruning.redo import ReDo, ReDoConfig
 from pruning.registry import METHODS
 from pruning.reset import Reset, ResetConfig
 from training.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
+from training.init_from_run import InitConfig, InitFromRun, Source, read_source
 from training.loop import EvalConfig, LoopConfig, count_updates
 from training.preflight import compose as compose_conf
 from training.preflight import preflight as check_command_line
 
-REGISTRIES: dict[str, Registry] = {"agent": AGENTS, "env": ENVS, "network": NETWORKS, "pruning": METHODS}
+REGISTRIES: dict[str, Registry] = {"agent": AGENTS, "env": ENVS, "network": NETWORKS, "pruning": METHODS,
+                                   "adapter": ADAPTERS}
 
 
 @dataclass
@@ -48,12 +52,14 @@ class Config:
     env: Any = MISSING
     network: Any = MISSING
     pruning: Any = MISSING
+    adapter: Any = MISSING  # none, or a parameter-efficient adapter on the frozen networks of init.from_run
     sparsity: float = 0.0  # final sparsity s_F of every pruned network; 0 = dense (same code path, no masks)
     eval: EvalConfig = field(default_factory=EvalConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     redo: ReDoConfig = field(default_factory=ReDoConfig)  # ReDo recycling of dormant units, beside any method
     reset: ResetConfig = field(default_factory=ResetConfig)  # periodic reset of the last layer, beside any method
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    init: InitConfig = field(default_factory=InitConfig)  # start from another run's networks
     seed: int = 0
     total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -85,7 +91,8 @@ def checked(cfg: DictConfig) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    """Raise ``ConfigError`` for the first value the suite refuses. Cheap: runs before Hydra creates a run folder."""
+    """Raise ``ConfigError`` for the first value the suite refuses. Runs before Hydra creates a run folder: cheap, but
+    with ``init.from_run`` it reads that run's checkpoint and builds this run's env and agent to compare them."""
     require(cfg.total_env_steps >= 1, "total_env_steps", cfg.total_env_steps, "must be a positive integer")
     require(0.0 <= cfg.sparsity < 1.0, "sparsity", cfg.sparsity, "must be in [0, 1) (0 = dense)")
     require(cfg.seed >= 0, "seed", cfg.seed, "must be a non-negative integer")
@@ -93,7 +100,8 @@ def validate(cfg: Config) -> None:
     require(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0 (0 = torch's default)")
     require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
             "allowed: auto, cpu, cuda, cuda:N")
-    for prefix in ("agent", "env", "network", "pruning", "eval", "health", "redo", "reset", "checkpoint"):
+    for prefix in ("agent", "env", "network", "pruning", "adapter", "eval", "health", "redo", "reset", "checkpoint",
+                   "init"):
         node = getattr(cfg, prefix)
         if prefix in REGISTRIES:
             REGISTRIES[prefix].get(node.name)  # a YAML option whose plugin is missing
@@ -111,6 +119,13 @@ def validate(cfg: Config) -> None:
         plain = ", ".join(f"network={s.name}" for s in NETWORKS.specs() if s.plain_features)
         raise ConfigError("redo.enabled", True, f"network={cfg.network.name} has residual paths, through which ReDo's "
                           f"map of incoming and outgoing weights is not written; ReDo works with {plain}")
+    if cfg.adapter.name != "none":
+        require(cfg.init.from_run != "", "adapter", cfg.adapter.name, "an adapter trains on a frozen trained network: "
+                "give init.from_run=<run dir> (a run of this suite)")
+        require(cfg.sparsity == 0, "sparsity", cfg.sparsity, f"pruning the adapter itself is not supported yet; "
+                f"adapter={cfg.adapter.name} keeps a pruned source's zeros with sparsity=0")
+    if cfg.init.from_run:
+        init_plan(cfg)
     if cfg.pruning.name == "lottery":
         check_ticket_source(cfg)
     if METHODS.get(cfg.pruning.name).sparse_from_start:
@@ -167,6 +182,60 @@ def lottery_source(cfg: Config) -> TicketSource:
         raise ConfigError("pruning.mask_from", str(src), f"its checkpoint {checkpoints[0].name} cannot be read: {e}"
                           ) from None
     return TicketSource(initial, {name: state["agent"][name] for name in initial})
+
+
+@dataclass
+class InitPlan:
+    source: Source
+    new_head: bool  # the action count differs: the head is built anew (and trained)
+
+
+def init_plan(cfg: Config) -> InitPlan:
+    """Read ``init.from_run`` and check it fits this run before any work: same agent and network, same tensors but
+    the head's (observation shape), and a head of another shape (action count) only with ``train_head`` auto or
+    true. Builds this run's env and agent once, on the CPU, to compare shapes."""
+    source = read_source(cfg.init)
+    theirs = OmegaConf.load(Path(source.path) / CONFIG)
+    key = "init.from_run"
+    require(theirs.agent.name == cfg.agent.name, key, source.path,
+            f"that run is agent={theirs.agent.name}, this one agent={cfg.agent.name}")
+    ours = OmegaConf.to_container(OmegaConf.structured(cfg.network), enum_to_str=True)
+    require(OmegaConf.to_container(theirs.network) == ours, key, source.path,
+            f"that run's network is {OmegaConf.to_container(theirs.network)}, this one's {ours}")
+    env = make_env(cfg.env, 0)
+    try:
+        agent = build_agent(cfg, env, np.random.default_rng(0), torch.device("cpu"))
+    finally:
+        env.close()
+    new_head = False
+    for name, net in agent.networks().items():
+        mine, other = net.state_dict(), source.state.get(name, {})
+        for k, v in mine.items():
+            if k in other and tuple(other[k].shape) == tuple(v.shape):
+                continue
+            if k.startswith("head.") and k in other:
+                new_head = True
+                continue
+            raise ConfigError(key, source.path, f"its {name} network does not fit this run's observations "
+                              f"({name}.{k} is {tuple(other[k].shape) if k in other else 'missing'} there, "
+                              f"{tuple(v.shape)} here)")
+        layers = [n for n, m in net.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        unknown = [t for t in getattr(cfg.adapter, "targets", []) if t not in layers]
+        require(not unknown, "adapter.targets", unknown, f"{name} has the layers {', '.join(layers)}")
+    train_head = str(getattr(cfg.adapter, "train_head", "auto")).lower()
+    require(not (new_head and train_head == "false"), "adapter.train_head", train_head,
+            "the source's head has another action count; use train_head=auto or true (a new head)")
+    return InitPlan(source, new_head)
+
+
+def adapter_transform(cfg: Config, plan: InitPlan | None):
+    """The adapter's transform for every network the agent builds (None without an adapter)."""
+    train_head = str(getattr(cfg.adapter, "train_head", "auto")).lower()
+    head = train_head == "true" or (train_head == "auto" and plan is not None and plan.new_head)
+    try:
+        return ADAPTERS.get(cfg.adapter.name).target(cfg.adapter, head)
+    except ValueError as e:
+        raise ConfigError("adapter.targets", list(getattr(cfg.adapter, "targets", [])), str(e)) from None
 
 
 def check_pairing(cfg: Config) -> None:
@@ -236,10 +305,10 @@ def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, devic
                         prioritized=getattr(cfg.agent, "prioritized", False), action_shape=env.action_space.shape)
 
 
-def build_callbacks(cfg: Config) -> tuple[PruningMethod, list[Callback]]:
-    """The suite's own callbacks in the order they run: the pruning method, ReDo and the last-layer reset when
-    enabled (after the method, under its masks), then the health probe; and the method alone (its ``target`` goes
-    into ``summary.json``)."""
+def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningMethod, list[Callback]]:
+    """The suite's own callbacks in the order they run: loading ``init.from_run`` (``plan``), the pruning method,
+    ReDo and the last-layer reset when enabled (after the method, under its masks), then the health probe; and the
+    method alone (its ``target`` goes into ``summary.json``)."""
     method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates,
                                                   seed=cfg.seed)
     if isinstance(method, Lottery):
@@ -249,7 +318,8 @@ def build_callbacks(cfg: Config) -> tuple[PruningMethod, list[Callback]]:
         extra.append(ReDo(cfg.redo, cfg.seed, method.current_masks))
     if cfg.reset.enabled:
         extra.append(Reset(cfg.reset, cfg.seed, method.current_masks))
-    return method, [method, *extra, HealthCallback(cfg.health, cfg.seed)]
+    first = [InitFromRun(plan.source, ("head.",) if plan.new_head else ())] if plan is not None else []
+    return method, [*first, method, *extra, HealthCallback(cfg.health, cfg.seed)]
 
 
 def loop_config(cfg: Config) -> LoopConfig:

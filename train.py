@@ -70,16 +70,20 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
     torch.manual_seed(cfg.seed)
     agent_seed, replay_seed = np.random.SeedSequence(cfg.seed).spawn(2)
     env, eval_env = suite.build_env(cfg, "train"), suite.build_env(cfg, "eval")
+    plan = suite.init_plan(cfg) if cfg.init.from_run else None
+    transform = transform or suite.adapter_transform(cfg, plan)
     agent = suite.build_agent(cfg, env, np.random.default_rng(agent_seed), device, transform)
     replay = suite.build_replay(cfg, env, np.random.default_rng(replay_seed), device)
     n_params = {name: count_parameters(net) for name, net in agent.networks().items()}
+    n_trainable = {name: sum(p.numel() for p in net.parameters() if p.requires_grad)
+                   for name, net in agent.networks().items()}
     print(f"parameters: {n_params} | run folder: {run_dir}", flush=True)
     checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep)
     checkpointer.clean_partial()
     latest = checkpointer.load_latest()
     Logger.rewind(run_dir, latest[3] if latest else None)  # drop what was logged after the checkpoint
     logger = Logger(run_dir)
-    pruning, own = suite.build_callbacks(cfg)
+    pruning, own = suite.build_callbacks(cfg, plan)
     trainer = Trainer(suite.loop_config(cfg), agent, env, eval_env, replay, logger, [*own, *callbacks], checkpointer,
                       stop)
     if latest:
@@ -110,7 +114,8 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,
                "target_sparsity": pruning.target, "num_params": n_params,
                "seed": cfg.seed, "agent": cfg.agent.name, "env": cfg.env.name, "env_id": cfg.env.id,
-               "network": cfg.network.name, "code": code_version()}
+               "network": cfg.network.name, "code": code_version(), "num_trainable_params": n_trainable,
+               **({"init": plan.source.summary()} if plan is not None else {})}
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     checkpointer.finish()
     return summary

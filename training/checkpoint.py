@@ -135,6 +135,22 @@ class Checkpointer:
             raise CheckpointError(f"{type(e).__name__}: {first}") from None
         return state, arrays, logger_state
 
+    @staticmethod
+    def load_state(path: Path) -> tuple[dict[str, Any], str]:
+        """``state.pt`` of one checkpoint alone (networks, optimizers; not the replay), checked against the manifest,
+        and its SHA-256: what another run starts from. Reads only."""
+        try:
+            meta = json.loads((path / MANIFEST).read_text())["files"][STATE]
+            f = path / STATE
+            if f.stat().st_size != meta["bytes"] or _sha256(f) != meta["sha256"]:
+                raise CheckpointError(f"{STATE} does not match the manifest")
+            return torch.load(f, map_location="cpu", weights_only=True), meta["sha256"]
+        except CheckpointError:
+            raise
+        except (FileNotFoundError, ValueError, KeyError, EOFError, RuntimeError, pickle.UnpicklingError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"{type(e).__name__}: {first}") from None
+
     def load_latest(self) -> tuple[Path, dict[str, Any], dict[str, np.ndarray], dict[str, Any]] | None:
         """The newest checkpoint that loads, or None if there is none. Each unusable one is reported in one line on
         stderr and moved to ``checkpoints/unusable/`` (kept for inspection, out of the way of later saves). If

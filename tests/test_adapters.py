@@ -1,0 +1,153 @@
+"""init.from_run and adapter=lora on real networks, real updates and real runs."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from adapters.lora import add_lora
+from agents.dqn import DQN, DQNConfig
+from agents.networks import ImpalaConfig, MinAtarCNNConfig, MLPConfig, NatureCNNConfig, build_network
+from pruning.measure import prunable_weights
+from tests.conftest import run_train
+from tests.test_resume import assert_same_run, interrupt
+from training.checkpoint import Checkpointer
+
+NETWORKS = [(MLPConfig(), (4,), 2), (MinAtarCNNConfig(), (4, 10, 10), 3), (NatureCNNConfig(), (4, 84, 84), 6),
+            (ImpalaConfig(), (4, 84, 84), 6)]
+
+
+@pytest.mark.parametrize("cfg, obs_shape, n_out", NETWORKS, ids=lambda x: getattr(x, "name", ""))
+def test_lora_starts_as_the_source_network_and_keeps_its_names(cfg, obs_shape, n_out):
+    torch.manual_seed(0)
+    source = build_network(cfg, obs_shape, n_out)
+    adapted = add_lora(copy.deepcopy(source), rank=4, alpha=8, targets=[], train_head=False)
+    x = torch.randn(3, *obs_shape)
+    assert torch.equal(adapted(x), source(x))  # B = 0: the adapted network is the source exactly
+    names = set(source.state_dict())
+    assert names <= set(adapted.state_dict())  # the backbone's names unchanged, the adapters' beside them
+    assert set(prunable_weights(adapted)) == set(prunable_weights(source))  # only backbone weights are prunable
+    assert all(not p.requires_grad for n, p in adapted.named_parameters() if n in names)
+    with torch.no_grad():  # non-zero adapters move the outputs
+        for m in adapted.modules():
+            if hasattr(m, "lora_B"):
+                m.lora_B.normal_()
+    assert not torch.equal(adapted(x), source(x))
+
+
+def test_lora_parameter_count_by_formula_and_the_optimizer_holds_only_them():
+    """Σ r·(c_in·k_h·k_w + c_out) over the Nature CNN (SAME) with Pong's 6-action head at r = 8: 82,224."""
+    agent = DQN(DQNConfig(), NatureCNNConfig(), (4, 84, 84), 6, np.random.default_rng(0), torch.device("cpu"),
+                transform=lambda net: add_lora(net, 8, 8, [], False))
+    trainable = [p for p in agent.online.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trainable) == 8 * (4 * 64 + 32) + 8 * (32 * 16 + 64) + 8 * (64 * 9 + 64) + \
+        8 * (7744 + 512) + 8 * (512 + 6) == 82_224
+    held = {id(p) for g in agent.optimizer.param_groups for p in g["params"]}
+    assert held == {id(p) for p in trainable}
+
+
+def test_lora_gradients_reach_only_the_adapters():
+    net = add_lora(build_network(MLPConfig(), (4,), 2), 4, 4, [], False)
+    net(torch.randn(8, 4)).sum().backward()
+    for name, p in net.named_parameters():
+        assert (p.grad is not None) == ("lora" in name), name
+
+
+CARTPOLE = ["env=classic", "agent.learning_starts=200", "eval.episodes=1", "progress=false", "health.every_updates=500"]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A finished CartPole run pruned to 50%, the backbone of the runs below."""
+    run_dir = tmp_path_factory.mktemp("source")
+    out = run_train(*CARTPOLE, "total_env_steps=1000", "sparsity=0.5", "pruning.update_freq_updates=100",
+                    f"hydra.run.dir={run_dir}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return run_dir
+
+
+def tree(folder):
+    return sorted((str(p.relative_to(folder)), p.read_bytes()) for p in folder.rglob("*") if p.is_file())
+
+
+def source_state(run_dir):
+    path = Checkpointer(run_dir / "checkpoints", 1).complete()[0]
+    return Checkpointer.load_state(path)
+
+
+@pytest.mark.parametrize("agent", ["dqn", "sac"])
+def test_after_real_updates_every_frozen_tensor_is_the_sources(compose_cfg, tmp_path, agent):
+    """DQN with its target copies, SAC with its Polyak averages: 50+ updates later every backbone tensor equals the
+    source checkpoint's bit for bit, and the pruned backbone's zeros are where they were."""
+    extra = ["agent=sac", "env.id=Pendulum-v1", "network.hidden_sizes=[32,32]"] if agent == "sac" else []
+    src = tmp_path / "src"
+    assert run_train(*CARTPOLE, *extra, "total_env_steps=600", "sparsity=0.5", "pruning.update_freq_updates=50",
+                     f"hydra.run.dir={src}").returncode == 0
+    before = tree(src)
+    summary = train.train(compose_cfg(*CARTPOLE, *extra, "total_env_steps=500", "adapter=lora",
+                                      f"init.from_run={src}"), tmp_path / "run")
+    assert summary["updates"] >= 50 and summary["init"]["from_run"] == str(src)
+    state, sha = source_state(src)
+    assert summary["init"]["sha256"] == sha and summary["init"]["step"] == 600
+    final, _ = source_state(tmp_path / "run")
+    for name, weights in state["agent"].items():
+        if not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values()):
+            continue  # optimizers, counters
+        if name not in final["agent"] or name.startswith("target"):
+            continue
+        for k, v in weights.items():
+            assert torch.equal(final["agent"][name][k], v), (name, k)
+        assert any("lora_B" in k and torch.count_nonzero(t) for k, t in final["agent"][name].items())
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert tree(src) == before  # the source folder is only read
+
+
+def test_lora_kill_and_resume_is_exact_and_the_source_is_untouched(tmp_path, source):
+    before = tree(source)
+    args = [*CARTPOLE, "total_env_steps=1600", "adapter=lora", f"init.from_run={source}",
+            "checkpoint.every_env_steps=400", "eval.every_env_steps=800"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_train(*args, f"hydra.run.dir={a}").returncode == 0
+    killed = interrupt("SIGKILL", "step", 1000, [*args, f"hydra.run.dir={b}"])
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = run_train(*args, f"hydra.run.dir={b}")
+    assert resumed.returncode == 0 and "resuming from" in resumed.stdout, resumed.stderr[-2000:]
+    assert_same_run(a, b)
+    assert tree(source) == before
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["agent=rainbow"], ["init.from_run", "agent=dqn, this one agent=rainbow"]),
+    (["env.id=Acrobot-v1"], ["init.from_run", "does not fit this run's observations", "(120, 4) there"]),
+    (["network.width=2"], ["init.from_run", "network"]),
+    (["init.step=5"], ["init.step='5'", "checkpoints at agent steps 1000"]),
+    (["adapter=lora", "adapter.targets=[features.fc9]"], ["adapter.targets", "features.fc1, features.fc2, head"]),
+])
+def test_a_source_that_does_not_fit_is_refused_in_one_line(tmp_path, source, overrides, words):
+    out = run_train(*CARTPOLE, f"init.from_run={source}", *overrides, f"hydra.run.dir={tmp_path / 'run'}",
+                    timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert not (tmp_path / "run").exists()
+
+
+def test_another_action_count_gets_a_new_trained_head_unless_refused(tmp_path):
+    """MinAtar Breakout (3 actions) to Asterix (5 actions, the same 4 channels): a new head, trained."""
+    src = tmp_path / "src"
+    args = ["env=minatar", "total_env_steps=600", "agent.learning_starts=200", "eval.episodes=1", "progress=false"]
+    assert run_train(*args, "env.id=breakout", f"hydra.run.dir={src}").returncode == 0
+    refused = run_train(*args, "env.id=asterix", f"init.from_run={src}", "adapter=lora", "adapter.train_head=false",
+                        f"hydra.run.dir={tmp_path / 'no'}", timeout=120)
+    assert refused.returncode == 2 and "adapter.train_head" in refused.stderr and "another action count" in \
+        refused.stderr
+    out = run_train(*args, "env.id=asterix", f"init.from_run={src}", "adapter=lora", f"hydra.run.dir={tmp_path / 'ok'}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "ok" / "summary.json").read_text())
+    # LoRA on conv1 and fc1 (r = 8) and the new head's 128·5 + 5
+    assert summary["num_trainable_params"]["online"] == 8 * (4 * 9 + 16) + 8 * (1024 + 128) + 128 * 5 + 5

@@ -1,0 +1,81 @@
+"""Start a run from the networks of another run of this suite (``init.from_run``): full fine-tuning with
+``adapter=none``, or the frozen backbone under an adapter. The source folder is only read: its newest complete
+checkpoint (or the one at ``init.step``), ``state.pt`` alone, checked against its manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.callbacks import Callback
+from core.errors import ConfigError, require
+from core.protocols import TrainerView
+from core.run_files import CONFIG
+from training.checkpoint import Checkpointer, CheckpointError
+
+
+@dataclass
+class InitConfig:
+    from_run: str = ""  # a run folder of this suite whose networks this run starts from; "" = from scratch
+    step: str = "latest"  # latest, or the agent step of one of its checkpoints
+
+    def validate(self) -> None:
+        require(self.step == "latest" or str(self.step).isdigit(), "step", self.step,
+                "allowed: latest or an agent step (an integer)")
+
+
+@dataclass
+class Source:
+    path: str
+    step: int
+    sha256: str  # of the state.pt it loaded
+    state: dict  # the agent's state at that checkpoint (networks by name, targets, optimizers)
+
+    def summary(self) -> dict:
+        return {"from_run": self.path, "step": self.step, "sha256": self.sha256}
+
+
+def read_source(cfg: InitConfig) -> Source:
+    """The checkpoint ``cfg`` names; ``ConfigError`` (key ``init.from_run`` or ``init.step``) when there is none."""
+    src = Path(cfg.from_run).expanduser()
+    require(src.is_dir(), "init.from_run", str(src), "no such folder")
+    require((src / CONFIG).is_file(), "init.from_run", str(src), f"not a run folder of this suite (no {CONFIG})")
+    found = Checkpointer(src / "checkpoints", 1).complete()
+    require(bool(found), "init.from_run", str(src), "that run has no complete checkpoint to start from")
+    steps = [int(p.name.removeprefix("step_")) for p in found]
+    if cfg.step == "latest":
+        path = found[0]
+    else:
+        require(int(cfg.step) in steps, "init.step", cfg.step,
+                f"{src} has checkpoints at agent steps {', '.join(map(str, sorted(steps)))}")
+        path = found[steps.index(int(cfg.step))]
+    try:
+        state, sha = Checkpointer.load_state(path)
+    except CheckpointError as e:
+        raise ConfigError("init.from_run", str(src), f"its checkpoint {path.name} cannot be read: {e}") from None
+    return Source(str(src), int(path.name.removeprefix("step_")), sha, state["agent"])
+
+
+class InitFromRun(Callback):
+    """Before anything else, loads the source's networks into the agent's networks and their targets (unless the
+    run is resumed: its checkpoint has them). Tensors an adapter added are not in the source and keep their init;
+    ``skip`` names prefixes left as built (a new head for another action count)."""
+
+    def __init__(self, source: Source, skip: tuple[str, ...] = ()):
+        self.source, self.skip = source, skip
+
+    @torch.no_grad()
+    def on_train_start(self, trainer: TrainerView) -> None:
+        if trainer.resumed:
+            return
+        targets = trainer.agent.target_networks()
+        for name, net in trainer.agent.networks().items():
+            state = {k: v for k, v in self.source.state[name].items() if not k.startswith(self.skip)}
+            _, unexpected = net.load_state_dict(state, strict=False)
+            if unexpected:
+                raise ConfigError("init.from_run", self.source.path, f"its {name} network has tensors this one lacks: "
+                                  f"{', '.join(unexpected)}")
+            if name in targets:
+                targets[name].load_state_dict(state, strict=False)
