@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adapters.backbone import freeze, head_mode
 from adapters.registry import ADAPTERS
 from core.errors import require
-
-ADAPTABLE = (nn.Linear, nn.Conv2d)
 
 
 @dataclass
@@ -36,16 +35,6 @@ class LoRAConfig:
         require(self.alpha > 0, "alpha", self.alpha, "must be > 0")
         require(head_mode(self.train_head) in ("auto", "true", "false"), "train_head", self.train_head,
                 "allowed: auto, true, false")
-
-
-def head_mode(value) -> str:
-    """``train_head`` as written (Hydra reads ``true``/``false`` as booleans): auto, true or false."""
-    return str(value).lower()
-
-
-def adaptable_layers(net: nn.Module) -> dict[str, nn.Module]:
-    """Every conv and linear layer of the network by name (a noisy head's layers included)."""
-    return {name: m for name, m in net.named_modules() if isinstance(m, ADAPTABLE)}
 
 
 def lora_parameters(layer: nn.Module, rank: int) -> tuple[nn.Parameter, nn.Parameter]:
@@ -69,21 +58,8 @@ def _lora_hook(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch
 
 
 def add_lora(net: nn.Module, rank: int, alpha: float, targets: list[str], train_head: bool) -> nn.Module:
-    """Freeze every tensor of ``net`` (the head stays trainable with ``train_head``) and give each targeted layer its
-    A and B. Raises ValueError for a target that is not a conv or linear layer of the network."""
-    layers = adaptable_layers(net)
-    unknown = [t for t in targets if t not in layers]
-    if unknown:
-        raise ValueError(f"{', '.join(unknown)} (layers: {', '.join(layers)})")
-    head = set(id(m) for m in net.head.modules()) if train_head else set()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    if train_head:
-        for p in net.head.parameters():
-            p.requires_grad_(True)
-    for name, layer in layers.items():
-        if (targets and name not in targets) or id(layer) in head:
-            continue
+    """Freeze the network (``freeze``) and give each layer to adapt its A and B."""
+    for layer in freeze(net, targets, train_head).values():
         layer.lora_A, layer.lora_B = lora_parameters(layer, rank)
         layer.lora_scale = alpha / rank
         layer.register_forward_hook(_lora_hook)

@@ -9,6 +9,8 @@ import torch
 
 import train
 from adapters.lora import add_lora
+from adapters.read import add_read
+from adapters.vera import add_vera
 from agents.dqn import DQN, DQNConfig
 from agents.networks import ImpalaConfig, MinAtarCNNConfig, MLPConfig, NatureCNNConfig, build_network
 from pruning.measure import prunable_weights
@@ -20,22 +22,46 @@ NETWORKS = [(MLPConfig(), (4,), 2), (MinAtarCNNConfig(), (4, 10, 10), 3), (Natur
             (ImpalaConfig(), (4, 84, 84), 6)]
 
 
+ADAPTERS = {"lora": (lambda net: add_lora(net, 4, 8, [], False), "lora_B"),
+            "vera": (lambda net: add_vera(net, 16, 0.1, 0, [], False), "vera_b"),
+            "read": (lambda net: add_read(net, 8, False), "proj.weight")}
+
+
+@pytest.mark.parametrize("adapter", list(ADAPTERS))
 @pytest.mark.parametrize("cfg, obs_shape, n_out", NETWORKS, ids=lambda x: getattr(x, "name", ""))
-def test_lora_starts_as_the_source_network_and_keeps_its_names(cfg, obs_shape, n_out):
+def test_adapters_start_as_the_source_network_and_keep_its_names(cfg, obs_shape, n_out, adapter):
     torch.manual_seed(0)
     source = build_network(cfg, obs_shape, n_out)
-    adapted = add_lora(copy.deepcopy(source), rank=4, alpha=8, targets=[], train_head=False)
+    add, zero_at_init = ADAPTERS[adapter]
+    adapted = add(copy.deepcopy(source))
     x = torch.randn(3, *obs_shape)
-    assert torch.equal(adapted(x), source(x))  # B = 0: the adapted network is the source exactly
+    assert torch.equal(adapted(x), source(x))  # the adapted network is the source exactly at init
+    target = copy.deepcopy(adapted)  # a DQN target: its own adapter, the same outputs
+    assert torch.equal(target(x), source(x))
     names = set(source.state_dict())
     assert names <= set(adapted.state_dict())  # the backbone's names unchanged, the adapters' beside them
     assert set(prunable_weights(adapted)) == set(prunable_weights(source))  # only backbone weights are prunable
     assert all(not p.requires_grad for n, p in adapted.named_parameters() if n in names)
     with torch.no_grad():  # non-zero adapters move the outputs
-        for m in adapted.modules():
-            if hasattr(m, "lora_B"):
-                m.lora_B.normal_()
-    assert not torch.equal(adapted(x), source(x))
+        for n, p in adapted.named_parameters():
+            if n.endswith(zero_at_init):
+                p.normal_()
+    out = adapted(x)
+    assert not torch.equal(out, source(x))
+    out.sum().backward()
+    assert all(p.grad is None for n, p in adapted.named_parameters() if n in names)  # nothing reaches the backbone
+
+
+def test_vera_shares_one_projection_pair_and_counts_r_plus_d_out_per_layer():
+    net = add_vera(build_network(MLPConfig(), (4,), 2), 256, 0.1, 7, [], False)
+    fc1, fc2, head = net.features.fc1, net.features.fc2, net.head
+    assert torch.equal(fc1.vera_A, fc2.vera_A[:, :4]) and torch.equal(head.vera_A, fc2.vera_A[:, :84])
+    assert torch.equal(fc2.vera_B, fc1.vera_B[:84]) and torch.equal(head.vera_B, fc1.vera_B[:2])
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == (256 + 120) + (256 + 84) + (256 + 2)
+    assert torch.all(fc1.vera_d == 0.1) and torch.count_nonzero(fc1.vera_b) == 0
+    again = add_vera(build_network(MLPConfig(), (4,), 2), 256, 0.1, 7, [], False)
+    assert torch.equal(again.features.fc2.vera_A, fc2.vera_A)  # regenerated from projection_seed
+    assert "features.fc1.vera_A" in net.state_dict()  # and stored in checkpoints
 
 
 def test_lora_parameter_count_by_formula_and_the_optimizer_holds_only_them():
@@ -47,13 +73,6 @@ def test_lora_parameter_count_by_formula_and_the_optimizer_holds_only_them():
         8 * (7744 + 512) + 8 * (512 + 6) == 82_224
     held = {id(p) for g in agent.optimizer.param_groups for p in g["params"]}
     assert held == {id(p) for p in trainable}
-
-
-def test_lora_gradients_reach_only_the_adapters():
-    net = add_lora(build_network(MLPConfig(), (4,), 2), 4, 4, [], False)
-    net(torch.randn(8, 4)).sum().backward()
-    for name, p in net.named_parameters():
-        assert (p.grad is not None) == ("lora" in name), name
 
 
 CARTPOLE = ["env=classic", "agent.learning_starts=200", "eval.episodes=1", "progress=false", "health.every_updates=500"]
@@ -78,8 +97,9 @@ def source_state(run_dir):
     return Checkpointer.load_state(path)
 
 
+@pytest.mark.parametrize("adapter", ["lora", "vera", "read"])
 @pytest.mark.parametrize("agent", ["dqn", "sac"])
-def test_after_real_updates_every_frozen_tensor_is_the_sources(compose_cfg, tmp_path, agent):
+def test_after_real_updates_every_frozen_tensor_is_the_sources(compose_cfg, tmp_path, agent, adapter):
     """DQN with its target copies, SAC with its Polyak averages: 50+ updates later every backbone tensor equals the
     source checkpoint's bit for bit, and the pruned backbone's zeros are where they were."""
     extra = ["agent=sac", "env.id=Pendulum-v1", "network.hidden_sizes=[32,32]"] if agent == "sac" else []
@@ -87,7 +107,7 @@ def test_after_real_updates_every_frozen_tensor_is_the_sources(compose_cfg, tmp_
     assert run_train(*CARTPOLE, *extra, "total_env_steps=600", "sparsity=0.5", "pruning.update_freq_updates=50",
                      f"hydra.run.dir={src}").returncode == 0
     before = tree(src)
-    summary = train.train(compose_cfg(*CARTPOLE, *extra, "total_env_steps=500", "adapter=lora",
+    summary = train.train(compose_cfg(*CARTPOLE, *extra, "total_env_steps=500", f"adapter={adapter}",
                                       f"init.from_run={src}"), tmp_path / "run")
     assert summary["updates"] >= 50 and summary["init"]["from_run"] == str(src)
     state, sha = source_state(src)
@@ -100,7 +120,8 @@ def test_after_real_updates_every_frozen_tensor_is_the_sources(compose_cfg, tmp_
             continue
         for k, v in weights.items():
             assert torch.equal(final["agent"][name][k], v), (name, k)
-        assert any("lora_B" in k and torch.count_nonzero(t) for k, t in final["agent"][name].items())
+        trained = {"lora": "lora_B", "vera": "vera_b", "read": "read.proj.weight"}[adapter]
+        assert any(k.endswith(trained) and torch.count_nonzero(t) for k, t in final["agent"][name].items())
     assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
     assert tree(src) == before  # the source folder is only read
 
