@@ -7,6 +7,7 @@ parts a config names. Everything else depends only on ``core`` and on what its o
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 from torch import nn
 
+from adapters.merge import merged_state_dict
 from adapters.registry import ADAPTERS
 from agents.registry import AGENTS, NETWORKS
 from agents.replay import ReplayBuffer, bookkeeping_bytes
@@ -236,6 +238,33 @@ def adapter_transform(cfg: Config, plan: InitPlan | None):
         return ADAPTERS.get(cfg.adapter.name).target(cfg.adapter, head)
     except ValueError as e:
         raise ConfigError("adapter.targets", list(getattr(cfg.adapter, "targets", [])), str(e)) from None
+
+
+def export_adapted(cfg: Config, agent: Agent, replay: ReplayBuffer, run_dir: Path) -> dict:
+    """With ``adapter.export``, each network with its adapter folded in (``adapters/merge.py``) as
+    ``export/<network>.pt``: the plain ``state_dict`` (loadable with ``weights_only=True``) and the configs that
+    rebuild it. Returns, per network, the file and the largest change of its outputs on 256 replay states against
+    the adapted network (float rounding for ``dense``; the cost of keeping the zeros for ``masked``)."""
+    mode = getattr(cfg.adapter, "export", "none")
+    if mode == "none":
+        return {}
+    (run_dir / "export").mkdir(exist_ok=True)
+    inputs = agent.network_inputs(*replay.sample_states(256, np.random.default_rng(cfg.seed)))
+    out = {}
+    for name, net in agent.networks().items():
+        state = merged_state_dict(net, mode == "masked")
+        plain = copy.deepcopy(net)
+        for module in plain.modules():  # the adapters' hooks off: the plain network the builder made
+            module._forward_hooks.clear()
+            module._forward_pre_hooks.clear()
+        plain.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            change = float((plain(inputs[name]) - net(inputs[name])).abs().max())
+        path = run_dir / "export" / f"{name}.pt"
+        torch.save({"state_dict": state, "agent": cfg.agent.name, "network": OmegaConf.to_container(
+            OmegaConf.structured(cfg.network), enum_to_str=True), "env_id": str(cfg.env.id), "export": mode}, path)
+        out[name] = {"path": str(path.relative_to(run_dir)), "max_output_change": change}
+    return out
 
 
 def check_pairing(cfg: Config) -> None:

@@ -47,6 +47,27 @@ from training.sweep import clear_failed, mark_failed
 suite.register_configs()
 
 
+def learner_bytes(agent) -> dict[str, int]:
+    """Memory the learner holds, by kind: every network parameter and buffer (targets included), the trainable
+    parameters' gradients, and the optimizers' state (Adam: two moments per trainable tensor); on CUDA also the peak
+    allocated. What an adapter saves against full fine-tuning."""
+    nets = [*agent.networks().values(), *agent.target_networks().values()]
+    seen, params = set(), 0
+    for net in nets:
+        for t in [*net.parameters(), *net.buffers()]:
+            if id(t) not in seen:
+                seen.add(id(t))
+                params += t.numel() * t.element_size()
+    trainable = [p for net in agent.networks().values() for p in net.parameters() if p.requires_grad]
+    state = sum(v.numel() * v.element_size() for opt in agent.optimizers().values() for s in opt.state.values()
+                for v in s.values() if torch.is_tensor(v))
+    out = {"parameters": params, "gradients": sum(p.numel() * p.element_size() for p in trainable),
+           "optimizer": state}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda_peak"] = torch.cuda.max_memory_allocated()
+    return out
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -98,7 +119,8 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         with open(run_dir / "resumes.jsonl", "a") as f:
             f.write(json.dumps({"checkpoint": path.name, "env_step": trainer.env_step, "code": code_version()}) + "\n")
     else:
-        logger.log({f"charts/num_params/{k}": v for k, v in n_params.items()}, 0)
+        logger.log({**{f"charts/num_params/{k}": v for k, v in n_params.items()},
+                    **{f"charts/num_trainable_params/{k}": v for k, v in n_trainable.items()}}, 0)
         if cfg.checkpoint.save_init:
             tmp = run_dir / f".{INIT}.tmp"
             torch.save({name: net.state_dict() for name, net in agent.networks().items()}, tmp)
@@ -109,13 +131,17 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         logger.close()
         env.close()
         eval_env.close()
+    exported = suite.export_adapted(cfg, agent, replay, run_dir)
     sparsity = weight_sparsity(agent.networks())
     summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),
                "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,
                "target_sparsity": pruning.target, "num_params": n_params,
                "seed": cfg.seed, "agent": cfg.agent.name, "env": cfg.env.name, "env_id": cfg.env.id,
                "network": cfg.network.name, "code": code_version(), "num_trainable_params": n_trainable,
-               **({"init": plan.source.summary()} if plan is not None else {})}
+               "trainable_fraction": sum(n_trainable.values()) / sum(n_params.values()),
+               "learner_bytes": learner_bytes(agent),
+               **({"init": plan.source.summary()} if plan is not None else {}),
+               **({"export": exported} if exported else {})}
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     checkpointer.finish()
     return summary

@@ -29,12 +29,14 @@ class LoRAConfig:
     alpha: float = 8.0  # the update is scaled by alpha / rank
     targets: list[str] = field(default_factory=list)  # layer names (features.fc1, head, ...); empty = every layer
     train_head: str = "auto"  # auto | true | false; auto: a new, trained head when the action count differs
+    export: str = "none"  # none | dense | masked: write the merged plain networks to export/ at the end
 
     def validate(self) -> None:
         require(self.rank >= 1, "rank", self.rank, "must be >= 1")
         require(self.alpha > 0, "alpha", self.alpha, "must be > 0")
         require(head_mode(self.train_head) in ("auto", "true", "false"), "train_head", self.train_head,
                 "allowed: auto, true, false")
+        require(self.export in ("none", "dense", "masked"), "export", self.export, "allowed: none, dense, masked")
 
 
 def lora_parameters(layer: nn.Module, rank: int) -> tuple[nn.Parameter, nn.Parameter]:

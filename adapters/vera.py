@@ -31,12 +31,14 @@ class VeRAConfig:
     projection_seed: int = 0  # the shared A, B are regenerated from it
     targets: list[str] = field(default_factory=list)  # layer names; empty = every layer
     train_head: str = "auto"  # auto | true | false
+    export: str = "none"  # none | dense | masked: write the merged plain networks to export/ at the end
 
     def validate(self) -> None:
         require(self.rank >= 1, "rank", self.rank, "must be >= 1")
         require(self.d_initial > 0, "d_initial", self.d_initial, "must be > 0")
         require(head_mode(self.train_head) in ("auto", "true", "false"), "train_head", self.train_head,
                 "allowed: auto, true, false")
+        require(self.export in ("none", "dense", "masked"), "export", self.export, "allowed: none, dense, masked")
 
 
 def fan_in(layer: nn.Module) -> int:

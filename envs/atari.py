@@ -22,6 +22,7 @@ from functools import cache
 
 import ale_py
 import gymnasium as gym
+from ale_py import roms
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, RecordEpisodeStatistics
 
 from core.errors import require
@@ -44,6 +45,8 @@ class AtariConfig:
     screen_size: int = 84
     max_episode_steps: int = 27_000  # agent steps (x frame_skip frames)
     reward_clip: float | None = 1.0  # learner-side clipping to [-c, c]; null keeps raw rewards
+    mode: int | None = None  # a game mode from ALE's list for the game (a transfer task); null = the default
+    difficulty: int | None = None  # a difficulty from ALE's list for the game; null = the default
 
     def validate(self) -> None:
         games = atari_games()
@@ -54,12 +57,28 @@ class AtariConfig:
         require(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, "must be >= 1")
         require(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip,
                 "must be > 0 or null")
+        if self.mode is not None or self.difficulty is not None:
+            modes, difficulties = modes_and_difficulties(self.id)
+            require(self.mode is None or self.mode in modes, "mode", self.mode,
+                    f"{self.id} has the modes {', '.join(map(str, modes))}")
+            require(self.difficulty is None or self.difficulty in difficulties, "difficulty", self.difficulty,
+                    f"{self.id} has the difficulties {', '.join(map(str, difficulties))}")
 
 
 @cache
 def atari_games() -> tuple[str, ...]:
     gym.register_envs(ale_py)
     return tuple(sorted(k[4:-3] for k in gym.registry if k.startswith("ALE/") and k.endswith("-v5")))
+
+
+@cache
+def modes_and_difficulties(game: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """ALE's lists for a game (its ROM loaded once, quietly)."""
+    gym.register_envs(ale_py)
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
+    ale = ale_py.ALEInterface()
+    ale.loadROM(roms.get_rom_path(gym.spec(f"ALE/{game}-v5").kwargs["game"]))
+    return tuple(ale.getAvailableModes()), tuple(ale.getAvailableDifficulties())
 
 
 class FireReset(gym.Wrapper):
@@ -93,7 +112,8 @@ def make_atari(cfg: AtariConfig) -> gym.Env:
     gym.register_envs(ale_py)
     nature = cfg.profile == Profile.nature
     env = gym.make(f"ALE/{cfg.id}-v5", frameskip=1, repeat_action_probability=0.0 if nature else 0.25,
-                   full_action_space=False, max_num_frames_per_episode=cfg.max_episode_steps * cfg.frame_skip)
+                   full_action_space=False, max_num_frames_per_episode=cfg.max_episode_steps * cfg.frame_skip,
+                   **{k: getattr(cfg, k) for k in ("mode", "difficulty") if getattr(cfg, k) is not None})
     env = AtariPreprocessing(env, noop_max=30 if nature else 0, frame_skip=cfg.frame_skip,
                              screen_size=cfg.screen_size, terminal_on_life_loss=False, grayscale_obs=True)
     if nature:

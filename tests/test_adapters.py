@@ -9,6 +9,7 @@ import torch
 
 import train
 from adapters.lora import add_lora
+from adapters.merge import merged_state_dict
 from adapters.read import add_read
 from adapters.vera import add_vera
 from agents.dqn import DQN, DQNConfig
@@ -172,3 +173,32 @@ def test_another_action_count_gets_a_new_trained_head_unless_refused(tmp_path):
     summary = json.loads((tmp_path / "ok" / "summary.json").read_text())
     # LoRA on conv1 and fc1 (r = 8) and the new head's 128·5 + 5
     assert summary["num_trainable_params"]["online"] == 8 * (4 * 9 + 16) + 8 * (1024 + 128) + 128 * 5 + 5
+
+
+@pytest.mark.parametrize("adapter", ["lora", "vera"])
+@pytest.mark.parametrize("cfg, obs_shape, n_out", NETWORKS, ids=lambda x: getattr(x, "name", ""))
+def test_the_dense_export_equals_the_unmerged_network(cfg, obs_shape, n_out, adapter):
+    torch.manual_seed(0)
+    source = build_network(cfg, obs_shape, n_out)
+    adapted = ADAPTERS[adapter][0](copy.deepcopy(source))
+    with torch.no_grad():
+        for n, p in adapted.named_parameters():
+            if n.endswith(("lora_B", "vera_b")):
+                p.normal_(0, 0.1)
+    plain = copy.deepcopy(source)
+    plain.load_state_dict(merged_state_dict(adapted, masked=False))
+    x = torch.randn(4, *obs_shape)
+    torch.testing.assert_close(plain(x), adapted(x), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(plain(x), source(x))
+
+
+def test_a_run_exports_its_merged_networks_masked_keeps_the_zeros(tmp_path, source):
+    out = run_train(*CARTPOLE, "total_env_steps=600", "adapter=lora", "adapter.export=masked",
+                    f"init.from_run={source}", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    exported = torch.load(tmp_path / summary["export"]["online"]["path"], weights_only=True)
+    src, _ = source_state(source)
+    for k, v in src["agent"]["online"].items():
+        assert torch.equal(exported["state_dict"][k] == 0, v == 0) or k.endswith("bias"), k  # the zeros kept
+    assert summary["export"]["online"]["max_output_change"] >= 0 and exported["network"]["name"] == "mlp"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from envs import make_env
-from envs.atari import AtariConfig, Profile
+from envs.atari import AtariConfig, Profile, make_atari
 
 gym.register_envs(ale_py)
 
@@ -91,3 +91,12 @@ def test_episode_cap_truncates():
     for _ in range(50):
         _, _, terminated, truncated, info = env.step(0)
     assert truncated and not terminated and info["episode"]["l"] == 50
+
+
+def test_a_mode_and_difficulty_reach_the_ale():
+    """Transfer tasks: Breakout's mode 4, difficulty 1 (from ALE's lists for the game) are what the emulator runs."""
+    env = make_atari(AtariConfig(id="Breakout", mode=4, difficulty=1))
+    try:
+        assert (env.unwrapped._game_mode, env.unwrapped._game_difficulty) == (4, 1)
+    finally:
+        env.close()

@@ -98,6 +98,8 @@ CASES = [
     (["adapter=lora", "adapter.rank=0"], ["adapter.rank", ">= 1"]),
     (["adapter=lora", "adapter.alpha=-1"], ["adapter.alpha", "> 0"]),
     (["adapter=lora", "adapter.train_head=maybe"], ["adapter.train_head", "auto, true, false"]),
+    (["env.mode=3"], ["env.mode=3", "Pong has the modes 0, 1"]),
+    (["env.id=Breakout", "env.difficulty=9"], ["env.difficulty=9", "Breakout has the difficulties 0, 1"]),
     (["adapter=ia3"], ["adapter=ia3", "allowed: lora, none, read, vera"]),
     (["adapter=vera", "adapter.d_initial=0"], ["adapter.d_initial", "> 0"]),
     (["adapter=read", "adapter.hidden=0"], ["adapter.hidden", ">= 1"]),

@@ -9,6 +9,7 @@ checkpoint. Checkpoints are taken only at the end of a step, so a resumed run st
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,9 @@ def evaluate(agent: Agent, env: gym.Env, episodes: int, env_step: int,
             "eval/episodic_length": float(np.mean(lengths))}
 
 
+UPDATE_TIMES_KEPT = 10_000  # updates timed per process: enough for a median, bounded memory
+
+
 def count_updates(total_env_steps: int, learning_starts: int, update_period: int) -> int:
     """Gradient updates in a run: one at every agent step s with learning_starts < s ≤ total and s % period == 0."""
     return max(total_env_steps // update_period - learning_starts // update_period, 0)
@@ -122,6 +126,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self._saved_step = -1
         self._resume_state: dict[str, Any] | None = None
+        self.update_seconds: list[float] = []  # wall time of the first updates of this process (sample + update)
         self.stop = stop if stop is not None else StopRequest()  # not `or`: an idle request is falsy
         self.total_updates = count_updates(cfg.total_env_steps, cfg.learning_starts, cfg.update_period)
 
@@ -200,7 +205,8 @@ class Trainer:
         self.logger.flush()
         return {"env_steps": self.env_step, "updates": self.updates,
                 "final_eval_return": self.last_eval["eval/episodic_return"],
-                "wall_time_s": time.perf_counter() - self._t0}
+                "wall_time_s": time.perf_counter() - self._t0,
+                "median_update_ms": statistics.median(self.update_seconds) * 1e3 if self.update_seconds else None}
 
     def _act_and_store(self, cut: bool = False) -> dict | None:
         """One env step with the agent's policy, its transition stored; the episode statistics if it ended.
@@ -226,8 +232,11 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_env_step(self)
         if self.env_step > cfg.learning_starts and self.env_step % cfg.update_period == 0:
+            t0 = time.perf_counter()
             batch = self.replay.sample(cfg.batch_size)
             result = self.agent.update(batch)
+            if len(self.update_seconds) < UPDATE_TIMES_KEPT:
+                self.update_seconds.append(time.perf_counter() - t0)
             self.updates += 1
             self._check_finite(result)
             if result.priorities is not None:
