@@ -192,10 +192,21 @@ class InitPlan:
     new_head: bool  # the action count differs: the head is built anew (and trained)
 
 
+_PLANS: dict[str, InitPlan] = {}
+
+
 def init_plan(cfg: Config) -> InitPlan:
     """Read ``init.from_run`` and check it fits this run before any work: same agent and network, same tensors but
     the head's (observation shape), and a head of another shape (action count) only with ``train_head`` auto or
-    true. Builds this run's env and agent once, on the CPU, to compare shapes."""
+    true. Builds this run's env and agent once, on the CPU, to compare shapes; kept per config for the process
+    (``train.py`` checks a config in its preflight, again as the run starts, and then builds from it)."""
+    key = repr((cfg.init, cfg.agent, cfg.env, cfg.network, cfg.adapter))
+    if key not in _PLANS:
+        _PLANS[key] = _init_plan(cfg)
+    return _PLANS[key]
+
+
+def _init_plan(cfg: Config) -> InitPlan:
     source = read_source(cfg.init)
     theirs = OmegaConf.load(Path(source.path) / CONFIG)
     key = "init.from_run"

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 from torch import nn
 
+from core.errors import require
+
 ADAPTABLE = (nn.Linear, nn.Conv2d)
 
 
 def head_mode(value) -> str:
     """``train_head`` as written (Hydra reads ``true``/``false`` as booleans): auto, true or false."""
     return str(value).lower()
+
+
+def check_head_and_export(cfg) -> None:
+    """The keys adapters share: ``train_head``, and ``export`` where the adapter folds into the weights."""
+    require(head_mode(cfg.train_head) in ("auto", "true", "false"), "train_head", cfg.train_head,
+            "allowed: auto, true, false")
+    export = getattr(cfg, "export", "none")
+    require(export in ("none", "dense", "masked"), "export", export, "allowed: none, dense, masked")
 
 
 def adaptable_layers(net: nn.Module) -> dict[str, nn.Module]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters.backbone import freeze, head_mode
+from adapters.backbone import check_head_and_export, freeze
 from adapters.registry import ADAPTERS
 from core.errors import require
 
@@ -34,9 +34,7 @@ class LoRAConfig:
     def validate(self) -> None:
         require(self.rank >= 1, "rank", self.rank, "must be >= 1")
         require(self.alpha > 0, "alpha", self.alpha, "must be > 0")
-        require(head_mode(self.train_head) in ("auto", "true", "false"), "train_head", self.train_head,
-                "allowed: auto, true, false")
-        require(self.export in ("none", "dense", "masked"), "export", self.export, "allowed: none, dense, masked")
+        check_head_and_export(self)
 
 
 def lora_parameters(layer: nn.Module, rank: int) -> tuple[nn.Parameter, nn.Parameter]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from adapters.backbone import ADAPTABLE, freeze, head_mode
+from adapters.backbone import ADAPTABLE, check_head_and_export, freeze
 from adapters.registry import ADAPTERS
 from core.errors import require
 
@@ -28,8 +28,7 @@ class READConfig:
 
     def validate(self) -> None:
         require(self.hidden >= 1, "hidden", self.hidden, "must be >= 1")
-        require(head_mode(self.train_head) in ("auto", "true", "false"), "train_head", self.train_head,
-                "allowed: auto, true, false")
+        check_head_and_export(self)
 
 
 class SideNetwork(nn.Module):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters.backbone import freeze, head_mode
+from adapters.backbone import check_head_and_export, freeze
 from adapters.registry import ADAPTERS
 from core.errors import require
 
@@ -36,9 +36,7 @@ class VeRAConfig:
     def validate(self) -> None:
         require(self.rank >= 1, "rank", self.rank, "must be >= 1")
         require(self.d_initial > 0, "d_initial", self.d_initial, "must be > 0")
-        require(head_mode(self.train_head) in ("auto", "true", "false"), "train_head", self.train_head,
-                "allowed: auto, true, false")
-        require(self.export in ("none", "dense", "masked"), "export", self.export, "allowed: none, dense, masked")
+        check_head_and_export(self)
 
 
 def fan_in(layer: nn.Module) -> int:

@@ -87,6 +87,7 @@ class MagnitudePruner:
         self.masks: dict[str, torch.Tensor] | None = None  # None: dense, nothing to apply
         self.final: dict[str, float] = {}
         self.final_sparsity: float | None = None
+        self._owned: dict[int, list[str]] = {}
         if sparsity is not None:
             self.set_final(sparsity)
 
@@ -168,9 +169,12 @@ class MagnitudePruner:
             torch._foreach_mul_([self.target_params[k] for k in targets], [self.masks[k] for k in targets])
 
     def owned_by(self, optimizer: torch.optim.Optimizer) -> list[str]:
-        """The keys of the masked weights ``optimizer`` updates."""
-        ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        return [k for k, p in self.params.items() if id(p) in ids]
+        """The keys of the masked weights ``optimizer`` updates (found once per optimizer: sparse methods ask at every
+        step, and an optimizer's parameters do not change)."""
+        if id(optimizer) not in self._owned:
+            ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            self._owned[id(optimizer)] = [k for k, p in self.params.items() if id(p) in ids]
+        return self._owned[id(optimizer)]
 
     def attach(self, optimizers: dict[str, torch.optim.Optimizer],
                before_step: Callable[[list[str], torch.optim.Optimizer], None] | None = None,

@@ -63,7 +63,7 @@ class SparseTraining(PruningMethod):
                                       targets=agent.target_networks() if c.mask_targets else None,
                                       sparsity=self.sparsity)
         if self._state is not None:
-            self.load_method_state(self._state)
+            self.generator.set_state(self._state["generator"])
             self.pruner.load_state_dict(self._state["pruner"])
         else:
             self.pruner.masks = self.initial_masks(trainer)
@@ -105,9 +105,6 @@ class SparseTraining(PruningMethod):
 
     def state_dict(self) -> dict:
         return {"pruner": self.pruner.state_dict(), "generator": self.generator.get_state()}
-
-    def load_method_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
 
     def load_state_dict(self, state: dict) -> None:
         self._state = state  # applied in on_train_start, once the networks exist
