@@ -21,7 +21,8 @@ from analysis.aggregate import CONFIG_KEYS, aggregate, label, score_matrices
 from analysis.normalize import normalize
 from analysis.sweep_runs import learning_curve, load_runs, missing_runs
 
-YLABEL = {"atari": "human-normalised score", "minatar": "normalised score (1 = smallest dense)"}
+YLABEL = {"atari": "human-normalised score", "minatar": "normalised score (1 = smallest dense)",
+          "dmc": "return / 1000", "classic": "normalised score (0 = random, 1 = solved)"}
 
 
 def curves_by_config(sweep_dir: Path, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:

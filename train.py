@@ -68,6 +68,13 @@ def learner_bytes(agent) -> dict[str, int]:
     return out
 
 
+def adapter_bytes(agent) -> dict[str, int]:
+    """What an adapted run must store beside its source, per network: its trainable tensors (the adapter, and the
+    head when it is trained). VeRA's frozen projections are left out: ``adapter.projection_seed`` regenerates them."""
+    return {name: sum(p.numel() * p.element_size() for p in net.parameters() if p.requires_grad)
+            for name, net in agent.networks().items()}
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -140,6 +147,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                "network": cfg.network.name, "code": code_version(), "num_trainable_params": n_trainable,
                "trainable_fraction": sum(n_trainable.values()) / sum(n_params.values()),
                "learner_bytes": learner_bytes(agent),
+               **({"adapter_bytes": adapter_bytes(agent)} if cfg.adapter.name != "none" else {}),
                **({"init": plan.source.summary()} if plan is not None else {}),
                **({"export": exported} if exported else {})}
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")

@@ -9,12 +9,21 @@
   random, 1 is the unscaled dense agent, the reference of the paper's "+60% over the dense baseline". The floor of
   one reward point keeps a baseline that has not learned (a short run) from inflating the scale. MinAtar scores are
   therefore relative to the sweep, not to a fixed table.
+- dm_control: return ÷ 1000. Every task's episode is 1,000 control steps with a reward in [0, 1] each (``env.dmc``
+  sums ``action_repeat`` steps into one agent step, so the bound holds whatever it is): 0 to 1, the scale of the
+  DMC papers' plots.
+- Classic control: (score − random) / (solved − random), random measured by the suite
+  (``analysis/data/classic_random.csv``, ``python -m analysis.random_scores --env classic``) and solved =
+  Gymnasium's ``reward_threshold`` for the id (CartPole-v1 475, Acrobot-v1 −100, MountainCar-v0 −110,
+  MountainCarContinuous-v0 90). Pendulum-v1 has none; its upper anchor is 0, the most a return can be (every
+  step's reward is ≤ 0).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 
@@ -31,6 +40,20 @@ def human_normalized(game: str, score):
         raise ValueError(f"no human score for Atari game {game!r}; the table has: {', '.join(table.index)}")
     random, human = table.loc[game, ["random", "human"]]
     return (np.asarray(score, dtype=float) - random) / (human - random)
+
+
+DMC_MAX_RETURN = 1000.0
+PENDULUM_BEST = 0.0
+
+
+def classic_normalized(game: str, score):
+    table = reference_table("classic_random.csv")
+    if game not in table.index:
+        raise ValueError(f"no random score for classic-control id {game!r}; the table has: {', '.join(table.index)}")
+    solved = gym.spec(game).reward_threshold
+    solved = PENDULUM_BEST if solved is None else solved
+    random = table.loc[game, "random"]
+    return (np.asarray(score, dtype=float) - random) / (solved - random)
 
 
 def minatar_baselines(runs: pd.DataFrame) -> pd.Series:
@@ -56,6 +79,10 @@ def normalize(runs: pd.DataFrame, score_column: str = "score", sweep: pd.DataFra
                                  f"{game} has no complete dense run (sparsity=0, no ReDo, reset or weight decay)")
             scale = max(baselines[(agent, game)] - random[game], 1.0)
             out[rows.index] = (scores - random[game]) / scale
+        elif env == "dmc":
+            out[rows.index] = scores / DMC_MAX_RETURN
+        elif env == "classic":
+            out[rows.index] = classic_normalized(game, scores)
         else:
-            raise ValueError(f"env={env} has no normalisation rule (atari and minatar have one)")
+            raise ValueError(f"env={env} has no normalisation rule (atari, minatar, dmc and classic have one)")
     return out

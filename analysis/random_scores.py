@@ -1,8 +1,9 @@
-"""Measure a uniform random policy's mean return on each MinAtar game, through the suite's own env (sticky actions
-0.1, difficulty ramping): the lower anchor of MinAtar's normalised score. Writes ``analysis/data/minatar_random.csv``.
+"""Measure a uniform random policy's mean return through the suite's own envs: the lower anchor of the MinAtar and
+classic-control normalised scores. Writes ``analysis/data/<env>_random.csv``.
 
-``python -m analysis.random_scores [--episodes 1000] [--seed 0]`` (1,000 episodes per game, as MinAtar's
-``examples/random_play.py``; about two minutes on one core).
+``python -m analysis.random_scores [--env minatar|classic] [--episodes 1000] [--seed 0]`` (1,000 episodes per game,
+as MinAtar's ``examples/random_play.py``; MinAtar about two minutes on one core, classic control about three).
+MinAtar runs with sticky actions 0.1 and difficulty ramping, the suite's defaults.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from envs import make_env
+from envs.classic import CLASSIC_IDS, ClassicConfig
 from envs.minatar import GAMES, MinAtarConfig
 
-OUT = Path(__file__).resolve().parent / "data" / "minatar_random.csv"
+DATA = Path(__file__).resolve().parent / "data"
+GAMES_OF = {"minatar": (GAMES, MinAtarConfig, "minatar 1.0.15, sticky actions 0.1, difficulty ramping"),
+            "classic": (CLASSIC_IDS, ClassicConfig, "Gymnasium classic control, continuous actions in [-1, 1]")}
 
 
-def random_returns(game: str, episodes: int, seed: int) -> np.ndarray:
-    env = make_env(MinAtarConfig(id=game), seed)
+def random_returns(cfg, episodes: int, seed: int) -> np.ndarray:
+    env = make_env(cfg, seed)
     returns = []
     env.reset(seed=seed)
     while len(returns) < episodes:
@@ -33,18 +37,20 @@ def random_returns(game: str, episodes: int, seed: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", choices=sorted(GAMES_OF), default="minatar")
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    lines = [f"# Uniform random policy on MinAtar (minatar 1.0.15, sticky actions 0.1, difficulty ramping), "
-             f"{args.episodes} episodes per game, seed {args.seed}.",
-             "# Made by: python -m analysis.random_scores", "game,random,stderr,episodes"]
-    for game in GAMES:
-        r = random_returns(game, args.episodes, args.seed)
+    games, config, what = GAMES_OF[args.env]
+    out = DATA / f"{args.env}_random.csv"
+    lines = [f"# Uniform random policy ({what}), {args.episodes} episodes per game, seed {args.seed}.",
+             f"# Made by: python -m analysis.random_scores --env {args.env}", "game,random,stderr,episodes"]
+    for game in games:
+        r = random_returns(config(id=game), args.episodes, args.seed)
         lines.append(f"{game},{r.mean():.4f},{r.std(ddof=1) / np.sqrt(len(r)):.4f},{len(r)}")
         print(lines[-1], flush=True)
-    OUT.write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT}")
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

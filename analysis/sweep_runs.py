@@ -33,12 +33,17 @@ def _config(run_dir: Path):
 
 def method_label(cfg) -> str:
     """What a run compared, e.g. "dense", "rigl" or "gmp+wd": dense or the pruning method, then "+redo", "+reset",
-    "+wd" for what was added. A key that older run folders lack has its default (GMP, nothing added), so their runs
-    keep the method they ran."""
+    "+wd" for what was added, and for a run started from another ("init.from_run") "+finetune" (full fine-tuning) or
+    "+lora", "+vera", "+read"; a run from scratch has none. A key that older run folders lack has its default (GMP,
+    nothing added, from scratch), so their runs keep the method they ran."""
     name = "dense" if float(cfg.sparsity) == 0 else str(OmegaConf.select(cfg, "pruning.name") or "gmp")
     added = {"redo": bool(OmegaConf.select(cfg, "redo.enabled")), "reset": bool(OmegaConf.select(cfg, "reset.enabled")),
              "wd": float(OmegaConf.select(cfg, "agent.weight_decay") or 0) > 0}
-    return "+".join([name, *(key for key, on in added.items() if on)])
+    labels = [name, *(key for key, on in added.items() if on)]
+    if OmegaConf.select(cfg, "init.from_run"):
+        adapter = str(OmegaConf.select(cfg, "adapter.name") or "none")
+        labels.append("finetune" if adapter == "none" else adapter)
+    return "+".join(labels)
 
 
 def load_runs(sweep_dir: Path) -> pd.DataFrame:

@@ -173,6 +173,7 @@ def test_another_action_count_gets_a_new_trained_head_unless_refused(tmp_path):
     summary = json.loads((tmp_path / "ok" / "summary.json").read_text())
     # LoRA on conv1 and fc1 (r = 8) and the new head's 128·5 + 5
     assert summary["num_trainable_params"]["online"] == 8 * (4 * 9 + 16) + 8 * (1024 + 128) + 128 * 5 + 5
+    assert summary["adapter_bytes"]["online"] == 4 * summary["num_trainable_params"]["online"]
 
 
 @pytest.mark.parametrize("adapter", ["lora", "vera"])

@@ -27,6 +27,25 @@ def test_human_normalised_scores_match_dqn_zoos_table_by_hand():
         human_normalized("Minecraft", 1.0)
 
 
+def test_dmc_returns_are_divided_by_1000_and_classic_control_scaled_from_random_to_solved():
+    random = reference_table("classic_random.csv").random
+    assert 20 < random["CartPole-v1"] < 25  # a random CartPole policy lasts about 22 steps
+    assert random["MountainCar-v0"] == -200.0  # it never reaches the flag in 200 steps
+    runs = runs_table([
+        ("dmc", "sac", "mlp", "walker-walk", 1.0, 0.0, 0, 500.0),
+        ("dmc", "sac", "mlp", "walker-walk", 1.0, 0.0, 1, 1000.0),
+        ("classic", "dqn", "mlp", "CartPole-v1", 1.0, 0.0, 0, 475.0),  # Gymnasium's reward_threshold
+        ("classic", "dqn", "mlp", "CartPole-v1", 1.0, 0.0, 1, random["CartPole-v1"]),
+        ("classic", "dqn", "mlp", "Acrobot-v1", 1.0, 0.0, 0, -100.0),
+        ("classic", "sac", "mlp", "Pendulum-v1", 1.0, 0.0, 0, 0.0),  # no threshold: 0, the best return
+        ("classic", "sac", "mlp", "Pendulum-v1", 1.0, 0.0, 1, -200.0),
+    ])
+    pendulum = (-200.0 - random["Pendulum-v1"]) / (0.0 - random["Pendulum-v1"])
+    assert normalize(runs).tolist() == pytest.approx([0.5, 1.0, 1.0, 0.0, 1.0, 1.0, pendulum])
+    with pytest.raises(ValueError, match="env=procgen has no normalisation rule"):
+        normalize(runs.assign(env="procgen"))
+
+
 def runs_table(rows):
     table = pd.DataFrame(rows, columns=["env", "agent", "network", "game", "width", "sparsity", "seed", "score"])
     table["method"] = np.where(table.sparsity == 0, "dense", "gmp")
@@ -100,6 +119,11 @@ def test_method_label_names_dense_or_the_pruning_method_and_what_was_added():
     assert method_label(OmegaConf.merge(new, {"pruning": {"name": "gmp"}, "agent": {"weight_decay": 1e-4}})) == "gmp+wd"
     every = {"redo": {"enabled": True}, "reset": {"enabled": True}, "agent": {"weight_decay": 0.1}}
     assert method_label(OmegaConf.merge(new, every)) == "rigl+redo+reset+wd"
+    scratch = OmegaConf.merge(new, {"sparsity": 0.0, "init": {"from_run": ""}, "adapter": {"name": "none"}})
+    assert method_label(scratch) == "dense"
+    assert method_label(OmegaConf.merge(scratch, {"init": {"from_run": "runs/src"}})) == "dense+finetune"
+    assert method_label(OmegaConf.merge(scratch, {"init": {"from_run": "runs/src"}, "adapter": {"name": "lora"}})) \
+        == "dense+lora"
 
 
 def test_the_minatar_baseline_is_plain_dense_not_dense_with_redo():

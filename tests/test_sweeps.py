@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 from rliable import library as rly
 from rliable import metrics
 
 from analysis.aggregate import score_matrices
 from analysis.normalize import normalize
-from analysis.sweep_runs import load_runs
+from analysis.sweep_runs import load_runs, method_label
 from suite import preflight
 from tests.conftest import ROOT, run_train
 from training.preflight import UserError, compose
@@ -97,6 +98,31 @@ def test_atari_sweep_is_human_normalised_in_summary_csv(tmp_path):
     assert summary.iqm[0] == pytest.approx(by_hand)
 
 
+@pytest.mark.parametrize("env, game, extra", [
+    ("classic", "CartPole-v1", ["agent.learning_starts=200"]),
+    ("dmc", "cartpole-balance", ["agent=sac", "agent.learning_starts=1000", "network.hidden_sizes=[32,32]"]),
+])
+def test_classic_and_dmc_sweeps_are_plotted_on_their_documented_scale(tmp_path, env, game, extra):
+    """The normalised score by hand from the runs' own summaries: dm_control return / 1000; classic control from the
+    measured random score (0) to Gymnasium's solved threshold (1)."""
+    sweep = tmp_path / "sweep"
+    out = run_train("-m", f"hydra.sweep.dir={sweep}", f"env={env}", f"env.id={game}", "seed=0,1", *extra,
+                    "total_env_steps=1100", "eval.episodes=1", "progress=false")
+    assert out.returncode == 0, out.stderr[-3000:]
+    drawn = plot(sweep, sweep)
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    scores = [json.loads(p.read_text())["final_eval_return"] for p in sweep.rglob("summary.json")]
+    if env == "dmc":
+        by_hand = [s / 1000 for s in scores]
+    else:
+        random = pd.read_csv(ROOT / "analysis/data/classic_random.csv", comment="#").set_index("game").random[game]
+        by_hand = [(s - random) / (475 - random) for s in scores]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary[["runs", "seeds", "games"]].values.tolist() == [[2, 2, 1]]
+    assert summary.iqm[0] == pytest.approx(np.mean(by_hand))  # IQM of two runs is their mean
+    assert all((sweep / name).stat().st_size > 0 for name in FIGURES)
+
+
 def test_a_failed_job_does_not_stop_the_sweep_and_is_listed(tmp_path):
     sweep = tmp_path / "sweep"
     taken = sweep / "seed=1"
@@ -151,9 +177,50 @@ def test_minatar_presets_sweep_folder_names_the_agent():
 @pytest.mark.parametrize("preset, games", [("methods_minatar", 5), ("methods_atari", 15)])
 def test_methods_presets_compare_eight_methods_at_widths_1_and_3(preset, games):
     preflight([f"+sweep={preset}"])  # every value of the grid passes the checks
+    preflight([f"+sweep={preset}", "+sweep/methods=rigl"])  # one method from the command line replaces the list
     cfg = compose_hydra(f"+sweep={preset}")
     params = cfg.hydra.sweeper.params
     assert params["+sweep/methods"].split(",") == ["dense", "dense_redo", "dense_reset", "dense_wd", "gmp", "static",
                                                    "set", "rigl"]
     assert len(params["env.id"].split(",")) == games and params["network.width"] == "1,3"
     assert params["seed"] == "0,1,2,3,4"
+
+
+def test_atari_transfer_presets_chain_each_source_to_its_games_mode(tmp_path):
+    """A user's two commands, from their own folder, on one game and one variant at a tiny budget: the sources preset
+    leaves the run where the modes preset looks for it, and the transfer runs on the game's other mode from it."""
+    tiny = ["total_env_steps=300", "agent.learning_starts=200", "agent.replay_capacity=1000",
+            "env.max_episode_steps=200", "eval.episodes=1", "progress=false"]
+    transfer = ["+sweep=transfer_atari_modes", "sweep/atari_mode=hero", "sweep/transfer=lora", "seed=0", *tiny]
+
+    def train(*args):
+        return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600)
+
+    early = train(*transfer)
+    assert early.returncode == 2 and "init.from_run" in early.stderr and "transfer_sources_atari_dqn/Hero" in \
+        early.stderr, early.stderr[-2000:]
+    assert not (tmp_path / "runs" / "sweeps" / "transfer_atari_modes_dqn").exists()
+    source = train("+sweep=transfer_sources_atari", "env.id=Hero", *tiny)
+    assert source.returncode == 0, source.stderr[-2000:]
+    assert (tmp_path / "runs/sweeps/transfer_sources_atari_dqn/Hero/summary.json").is_file()
+    out = train(*transfer)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run,) = [p.parent for p in (tmp_path / "runs/sweeps/transfer_atari_modes_dqn").rglob("summary.json")]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["init"]["from_run"].endswith("transfer_sources_atari_dqn/Hero") and summary["env_id"] == "Hero"
+    cfg = OmegaConf.load(run / "config.yaml")
+    assert cfg.env.mode == 1 and cfg.adapter.name == "lora" and method_label(cfg) == "dense+lora"
+
+
+def test_atari_transfer_preset_compares_five_variants_on_four_games():
+    cfg = compose_hydra("+sweep=transfer_atari_modes")
+    params = cfg.hydra.sweeper.params
+    assert params["sweep/transfer"].split(",") == ["scratch", "finetune", "lora", "vera", "read"]
+    assert params["sweep/atari_mode"].split(",") == ["breakout", "freeway", "hero", "space_invaders"]
+    for game, (env_id, mode) in {"breakout": ("Breakout", 12), "space_invaders": ("SpaceInvaders", 1)}.items():
+        for variant, (source, adapter) in {"scratch": ("", "none"), "finetune": ("src", "none"),
+                                           "vera": ("src", "vera")}.items():
+            c = compose_hydra("+sweep=transfer_atari_modes", f"sweep/atari_mode={game}", f"sweep/transfer={variant}")
+            assert (c.env.id, c.env.mode, c.adapter.name) == (env_id, mode, adapter)
+            assert c.init.from_run == (source and f"runs/sweeps/transfer_sources_atari_dqn/{env_id}")

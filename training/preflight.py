@@ -91,7 +91,7 @@ def _preset_variants(params, overrides: list[str]) -> list[list[str]]:
     """One override list per value of a config-set sweep (``+sweep=<preset>``'s ``hydra.sweeper.params``) that the
     command line does not replace."""
     given = {_key_of(o)[0] for o in overrides}
-    return [[*overrides, f"{key}={value}"] for key, values in params.items() if key not in given
+    return [[*overrides, f"{key}={value}"] for key, values in params.items() if _key_of(key)[0] not in given
             for value in str(values).split(",")]
 
 
