@@ -8,6 +8,8 @@ parts a config names. Everything else depends only on ``core`` and on what its o
 from __future__ import annotations
 
 import copy
+import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from core.spaces import ActionKind
 from envs import frame_stack, make_env, slot_sizes
 from envs.registry import ENVS
 from envs.snapshot import EpisodeRecorder
+from envs.video import EpisodeVideo, frames_per_second, video_unavailable
 from pruning.health import HealthCallback, HealthConfig
 from pruning.lottery import Lottery, TicketSource
 from pruning.method import PruningMethod
@@ -40,6 +43,7 @@ from pruning.registry import METHODS
 from pruning.reset import Reset, ResetConfig
 from training.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
 from training.init_from_run import InitConfig, InitFromRun, Source, read_source
+from training.logger import LoggerConfig
 from training.loop import EvalConfig, LoopConfig, count_updates
 from training.preflight import compose as compose_conf
 from training.preflight import preflight as check_command_line
@@ -62,6 +66,7 @@ class Config:
     reset: ResetConfig = field(default_factory=ResetConfig)  # periodic reset of the last layer, beside any method
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     init: InitConfig = field(default_factory=InitConfig)  # start from another run's networks
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # experiment trackers beside TensorBoard
     seed: int = 0
     total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -85,6 +90,15 @@ def to_objects(cfg: DictConfig) -> Config:
     return OmegaConf.to_object(cfg)
 
 
+def config_from_run(dcfg: DictConfig) -> Config:
+    """A run folder's ``config.yaml`` (resolved, untyped) as objects: each group's node merged onto its plugin's
+    schema, the rest onto the top-level one, so types and enums come back and a misspelt key is refused."""
+    base = OmegaConf.structured(Config)
+    for group, registry in REGISTRIES.items():
+        base[group] = OmegaConf.merge(OmegaConf.structured(registry.get(dcfg[group].name).config), dcfg[group])
+    return to_objects(OmegaConf.merge(base, {k: v for k, v in dcfg.items() if k not in REGISTRIES}))
+
+
 def checked(cfg: DictConfig) -> Config:
     """The composed config as objects, after ``validate``."""
     objects = to_objects(cfg)
@@ -103,7 +117,7 @@ def validate(cfg: Config) -> None:
     require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
             "allowed: auto, cpu, cuda, cuda:N")
     for prefix in ("agent", "env", "network", "pruning", "adapter", "eval", "health", "redo", "reset", "checkpoint",
-                   "init"):
+                   "init", "logger"):
         node = getattr(cfg, prefix)
         if prefix in REGISTRIES:
             REGISTRIES[prefix].get(node.name)  # a YAML option whose plugin is missing
@@ -114,6 +128,12 @@ def validate(cfg: Config) -> None:
         except ConfigError as e:
             raise e.under(prefix) from None
     check_pairing(cfg)
+    if cfg.eval.video:
+        why = video_unavailable(cfg.env)
+        require(why is None, "eval.video", True, why)
+    if cfg.logger.wandb:
+        why = wandb_unavailable()
+        require(why is None, "logger.wandb", True, why)
     require(cfg.agent.replay_capacity > cfg.agent.n_step + frame_stack(cfg.env), "agent.replay_capacity",
             cfg.agent.replay_capacity, f"must exceed agent.n_step ({cfg.agent.n_step}) + env.frame_stack "
             f"({frame_stack(cfg.env)})")
@@ -138,6 +158,33 @@ def validate(cfg: Config) -> None:
         require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
                 cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
                 f"the first one (agent.learning_starts={a.learning_starts})")
+
+
+def wandb_unavailable() -> str | None:
+    """Why W&B cannot log from here, in one line (not installed; online without a login, where ``wandb.init`` would
+    wait for a key), or None."""
+    if importlib.util.find_spec("wandb") is None:
+        return 'Weights & Biases is not installed (the wandb extra: pip install -e ".[wandb]")'
+    if os.environ.get("WANDB_MODE", "online") in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
+        return None
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="replace"):
+        return None
+    return "W&B has no login here: run `wandb login` (or set WANDB_API_KEY), or log offline with WANDB_MODE=offline"
+
+
+def hparams(cfg: Config) -> dict[str, float | int | str | bool]:
+    """What TensorBoard's HParams tab compares a sweep's runs by: the env, network, sparsity, method and seed, and
+    every scalar setting of the agent (``agent.lr``, ...)."""
+    out: dict[str, Any] = {"agent": cfg.agent.name, "env": cfg.env.name, "env.id": str(cfg.env.id),
+                           "network": cfg.network.name, "network.width": float(cfg.network.width),
+                           "sparsity": float(cfg.sparsity), "pruning": cfg.pruning.name, "adapter": cfg.adapter.name,
+                           "init.from_run": cfg.init.from_run, "redo.enabled": cfg.redo.enabled,
+                           "reset.enabled": cfg.reset.enabled, "seed": cfg.seed, "total_env_steps": cfg.total_env_steps}
+    for key, value in OmegaConf.to_container(OmegaConf.structured(cfg.agent), enum_to_str=True).items():
+        if key != "name":
+            out[f"agent.{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return out
 
 
 NETWORK_SHAPING_AGENT_KEYS = ("num_atoms", "v_min", "v_max", "dueling", "noisy", "noisy_sigma0")  # Rainbow's head
@@ -323,10 +370,14 @@ def replay_bytes(cfg: Config) -> int:
     return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame + extra)
 
 
-def build_env(cfg: Config, mode: str) -> ResumableEnv:
+def build_env(cfg: Config, mode: str, video_dir: Path | None = None) -> ResumableEnv:
     """The training env (its action space seeded with the run's seed) or the evaluation env (seed + 1), wrapped so
-    a checkpoint can put it back."""
-    return EpisodeRecorder(make_env(cfg.env, cfg.seed if mode == "train" else cfg.seed + 1, mode))
+    a checkpoint can put it back. With ``eval.video`` the evaluation env renders and films into ``video_dir``."""
+    film = mode == "eval" and cfg.eval.video
+    env = make_env(cfg.env, cfg.seed if mode == "train" else cfg.seed + 1, mode, render=film)
+    if film:
+        env = EpisodeVideo(env, video_dir, frames_per_second(cfg.env, env))
+    return EpisodeRecorder(env)
 
 
 def build_agent(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device,

@@ -43,6 +43,7 @@ from training.run_folder import check_same_config, exclusive, write_atomic
 from training.run_info import code_version
 from training.signals import Aborted, StopRequest
 from training.sweep import clear_failed, mark_failed
+from training.wandb_mirror import WandbMirror
 
 suite.register_configs()
 
@@ -97,7 +98,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
     agent_seed, replay_seed = np.random.SeedSequence(cfg.seed).spawn(2)
-    env, eval_env = suite.build_env(cfg, "train"), suite.build_env(cfg, "eval")
+    env, eval_env = suite.build_env(cfg, "train"), suite.build_env(cfg, "eval", run_dir / "videos")
     plan = suite.init_plan(cfg) if cfg.init.from_run else None
     transform = transform or suite.adapter_transform(cfg, plan)
     agent = suite.build_agent(cfg, env, np.random.default_rng(agent_seed), device, transform)
@@ -110,7 +111,10 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
     checkpointer.clean_partial()
     latest = checkpointer.load_latest()
     Logger.rewind(run_dir, latest[3] if latest else None)  # drop what was logged after the checkpoint
-    logger = Logger(run_dir)
+    tracker = WandbMirror(run_dir, OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True),
+                          cfg.logger.wandb_project, cfg.logger.wandb_entity, cfg.logger.wandb_group) \
+        if cfg.logger.wandb else None
+    logger = Logger(run_dir, [tracker] if tracker else [])
     pruning, own = suite.build_callbacks(cfg, plan)
     trainer = Trainer(suite.loop_config(cfg), agent, env, eval_env, replay, logger, [*own, *callbacks], checkpointer,
                       stop)
@@ -134,12 +138,16 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
             tmp.replace(run_dir / INIT)
     try:
         result = trainer.run()
+        sparsity = weight_sparsity(agent.networks())
+        logger.hparams(suite.hparams(cfg), {"hparams/final_eval_return": result["final_eval_return"],
+                                            "hparams/sparsity": sparsity["total"]}, trainer.env_step)
     finally:
         logger.close()
+        if tracker:
+            tracker.finish()
         env.close()
         eval_env.close()
     exported = suite.export_adapted(cfg, agent, replay, run_dir)
-    sparsity = weight_sparsity(agent.networks())
     summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),
                "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,
                "target_sparsity": pruning.target, "num_params": n_params,

@@ -13,10 +13,11 @@ import numpy as np
 from envs.registry import ENVS
 
 
-def make_env(cfg, seed: int, mode: str = "train") -> gym.Env:
+def make_env(cfg, seed: int, mode: str = "train", render: bool = False) -> gym.Env:
     """``mode`` is ``train`` or ``eval``: both follow the same protocol, and the caller gives each its own seed,
-    which seeds the action space here and must be passed to the first ``reset(seed=...)``."""
-    env = ENVS.get(cfg.name).target(cfg)
+    which seeds the action space here and must be passed to the first ``reset(seed=...)``. ``render`` makes the env
+    with ``render_mode="rgb_array"`` (for videos, ``envs/video.py``); off, nothing renders."""
+    env = ENVS.get(cfg.name).target(cfg, render_mode="rgb_array" if render else None)
     env.action_space.seed(seed)
     return env
 

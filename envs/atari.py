@@ -108,11 +108,12 @@ class LifeLossInfo(gym.Wrapper):
 
 
 @ENVS.register("atari", config=AtariConfig, observations=ObservationKind.pixels, actions=(ActionKind.discrete,))
-def make_atari(cfg: AtariConfig) -> gym.Env:
+def make_atari(cfg: AtariConfig, render_mode: str | None = None) -> gym.Env:
     gym.register_envs(ale_py)
     nature = cfg.profile == Profile.nature
     env = gym.make(f"ALE/{cfg.id}-v5", frameskip=1, repeat_action_probability=0.0 if nature else 0.25,
                    full_action_space=False, max_num_frames_per_episode=cfg.max_episode_steps * cfg.frame_skip,
+                   render_mode=render_mode,
                    **{k: getattr(cfg, k) for k in ("mode", "difficulty") if getattr(cfg, k) is not None})
     env = AtariPreprocessing(env, noop_max=30 if nature else 0, frame_skip=cfg.frame_skip,
                              screen_size=cfg.screen_size, terminal_on_life_loss=False, grayscale_obs=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -35,9 +36,11 @@ def action_kind(cfg: ClassicConfig) -> ActionKind:
 
 @ENVS.register("classic", config=ClassicConfig, observations=ObservationKind.vector,
                actions=(ActionKind.discrete, ActionKind.continuous), actions_of=action_kind)
-def make_classic(cfg: ClassicConfig) -> gym.Env:
+def make_classic(cfg: ClassicConfig, render_mode: str | None = None) -> gym.Env:
     """Continuous actions are rescaled to [-1, 1], the range of a squashed policy (and of dm_control)."""
-    env = gym.make(cfg.id)
+    if render_mode == "rgb_array":
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws off-screen: no display, no warning
+    env = gym.make(cfg.id, render_mode=render_mode)
     if isinstance(env.action_space, gym.spaces.Box):
         one = np.ones(env.action_space.shape, env.action_space.dtype)
         env = RescaleAction(env, -one, one)

@@ -67,12 +67,12 @@ class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 
 @ENVS.register("dmc", config=DMCConfig, observations=ObservationKind.vector, actions=(ActionKind.continuous,))
-def make_dmc(cfg: DMCConfig) -> gym.Env:
+def make_dmc(cfg: DMCConfig, render_mode: str | None = None) -> gym.Env:
     _import_suite()
     import shimmy  # heavy (dm_control, MuJoCo): only dm_control runs import it
 
     gym.register_envs(shimmy)
-    env = gym.make(f"dm_control/{cfg.id}-v0")
+    env = gym.make(f"dm_control/{cfg.id}-v0", render_mode=render_mode)
     env = FlattenObservation(env)
     space = gym.spaces.Box(-np.inf, np.inf, env.observation_space.shape, np.float32)
     env = TransformObservation(env, lambda obs: obs.astype(np.float32), space)

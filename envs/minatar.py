@@ -38,15 +38,28 @@ class MinAtarConfig:
                 "must be > 0 or null")
 
 
+class UpscaledRender(gym.Wrapper):
+    """MinAtar renders its 10×10 grid as floats in [0, 1]; a video needs bytes, and a grid large enough to see."""
+
+    SCALE = 16
+
+    def render(self):
+        frame = self.env.render()
+        frame = np.round(np.asarray(frame) * 255).astype(np.uint8)
+        return frame.repeat(self.SCALE, axis=0).repeat(self.SCALE, axis=1)
+
+
 @ENVS.register("minatar", config=MinAtarConfig, observations=ObservationKind.grid, actions=(ActionKind.discrete,))
-def make_minatar(cfg: MinAtarConfig) -> gym.Env:
+def make_minatar(cfg: MinAtarConfig, render_mode: str | None = None) -> gym.Env:
     import minatar.gym  # heavy (it imports seaborn: about 1 s), so only MinAtar runs pay for it
 
     env_id = f"MinAtar/{GAMES[cfg.id]}-v1"
     if env_id not in gym.registry:
         minatar.gym.register_envs()
     env = gym.make(env_id, sticky_action_prob=cfg.sticky_action_prob, difficulty_ramping=cfg.difficulty_ramping,
-                   disable_env_checker=True)
+                   disable_env_checker=True, render_mode=render_mode)
+    if render_mode == "rgb_array":
+        env = UpscaledRender(env)
     h, w, c = env.observation_space.shape
     space = gym.spaces.Box(0, 1, (c, h, w), np.uint8)
     env = TransformObservation(env, lambda obs: obs.transpose(2, 0, 1).astype(np.uint8), space)

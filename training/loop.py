@@ -8,6 +8,7 @@ checkpoint. Checkpoints are taken only at the end of a step, so a resumed run st
 
 from __future__ import annotations
 
+import datetime
 import math
 import statistics
 import time
@@ -35,6 +36,7 @@ EVAL_SEED_OFFSET = 1_000_003
 class EvalConfig:
     every_env_steps: int = 250_000  # agent steps between evaluations (one Dopamine iteration); always once at the end
     episodes: int = 10
+    video: bool = False  # film the first episode of each evaluation (run folder videos/, TensorBoard videos/eval)
 
     def validate(self) -> None:
         require(self.every_env_steps >= 1, "every_env_steps", self.every_env_steps, "must be >= 1")
@@ -80,25 +82,53 @@ class Stopped(Exception):
 
 
 def evaluate(agent: Agent, env: gym.Env, episodes: int, env_step: int,
-             should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
+             should_stop: Callable[[], bool] = lambda: False, video: str | None = None) -> dict[str, float] | None:
     """Mean raw return of full episodes acted with the agent's evaluation policy (ε = ``eval_epsilon``); None if
-    ``should_stop`` turned true before the last episode ended."""
-    returns, lengths = [], []
-    while len(returns) < episodes:
-        obs, _ = env.reset()
-        done = False
-        while not done:
-            if should_stop():
-                return None
-            obs, _, terminated, truncated, info = env.step(agent.act(obs, env_step, eval_mode=True))
-            done = terminated or truncated
-        returns.append(float(info["episode"]["r"]))
-        lengths.append(int(info["episode"]["l"]))
+    ``should_stop`` turned true before the last episode ended. ``video`` names the film of the first episode (an env
+    wrapped in ``envs.video.EpisodeVideo``)."""
+    played = play_episodes(agent, env, episodes, env_step, should_stop, video)
+    if played is None:
+        return None
+    returns, lengths = played
     return {"eval/episodic_return": float(np.mean(returns)), "eval/episodic_return_std": float(np.std(returns)),
             "eval/episodic_length": float(np.mean(lengths))}
 
 
+def play_episodes(agent: Agent, env: gym.Env, episodes: int, env_step: int,
+                  should_stop: Callable[[], bool] = lambda: False,
+                  video: str | None = None) -> tuple[list[float], list[int]] | None:
+    """The raw return and length (agent steps) of each of ``episodes`` full episodes, or None if stopped."""
+    returns, lengths = [], []
+    while len(returns) < episodes:
+        obs, _ = env.reset()
+        filming = video is not None and not returns
+        if filming:
+            env.get_wrapper_attr("start_video")(video)
+        done = False
+        while not done:
+            if should_stop():
+                if filming:
+                    env.get_wrapper_attr("discard_video")()
+                return None
+            obs, _, terminated, truncated, info = env.step(agent.act(obs, env_step, eval_mode=True))
+            done = terminated or truncated
+        if filming:
+            env.get_wrapper_attr("finish_video")()
+        returns.append(float(info["episode"]["r"]))
+        lengths.append(int(info["episode"]["l"]))
+    return returns, lengths
+
+
 UPDATE_TIMES_KEPT = 10_000  # updates timed per process: enough for a median, bounded memory
+
+
+def eta(env_step: int, total: int, learning_starts: int, training_sps: float | None) -> str:
+    """Time left, at the speed the remaining steps will run at: "warm-up" until learning starts (acting alone is
+    many times faster than training, so its speed would promise far too early an end), then the remaining agent
+    steps at the windowed training speed."""
+    if env_step <= learning_starts or not training_sps:
+        return "warm-up"
+    return str(datetime.timedelta(seconds=round((total - env_step) / training_sps)))
 
 
 def count_updates(total_env_steps: int, learning_starts: int, update_period: int) -> int:
@@ -193,7 +223,8 @@ class Trainer:
         self._t0 = self._window_t = time.perf_counter()
         self._window_step = self._start_step = self.env_step
         self._bar = tqdm(total=total, initial=self.env_step, disable=not cfg.progress, unit="step",
-                         dynamic_ncols=True, mininterval=2.0)
+                         dynamic_ncols=True, mininterval=2.0,  # tqdm's own ETA would use the warm-up's speed
+                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         if self.eval_pending:
             self._end_of_step()
         while self.env_step < total:
@@ -252,7 +283,10 @@ class Trainer:
                         **self.agent.charts(self.env_step), "charts/updates": self.updates},
                        self.env_step)
             self._bar.update(self.env_step - self._bar.n)
-            self._bar.set_postfix(SPS=f"{sps:.0f}", ret=f"{self.episode_return:.1f}", refresh=False)
+            training = sps if self._window_step >= cfg.learning_starts else None  # a window of training steps only
+            self._bar.set_postfix(SPS=f"{sps:.0f}", ret=f"{self.episode_return:.1f}",
+                                  ETA=eta(self.env_step, cfg.total_env_steps, cfg.learning_starts, training),
+                                  refresh=False)
             self._window_t, self._window_step = now, self.env_step
 
     def _end_of_step(self) -> None:
@@ -271,7 +305,9 @@ class Trainer:
         """If a stop request interrupts it, every random state it used (the eval env's, the agent's and torch's)
         is put back, so the checkpoint holds the state from before it and the resumed run re-runs it."""
         before = self.eval_env.rng_state(), self.agent.rng_state(), torch.get_rng_state()
-        result = evaluate(self.agent, self.eval_env, self.cfg.eval.episodes, self.env_step, lambda: bool(self.stop))
+        video = f"eval_step{self.env_step}" if self.cfg.eval.video else None
+        result = evaluate(self.agent, self.eval_env, self.cfg.eval.episodes, self.env_step, lambda: bool(self.stop),
+                          video)
         if result is None:
             self.eval_env.set_rng_state(before[0])
             self.agent.set_rng_state(before[1])
@@ -281,6 +317,9 @@ class Trainer:
         self.eval_pending = False
         self.last_eval = result
         self.logger.log(result, self.env_step)
+        if video is not None:
+            self.logger.video("videos/eval", self.eval_env.get_wrapper_attr("last_video"), self.env_step,
+                              self.eval_env.get_wrapper_attr("frames_per_sec"))
         for cb in self.callbacks:
             cb.on_eval_end(self, result)
         self._window_t, self._window_step = time.perf_counter(), self.env_step  # keep evaluation out of training SPS

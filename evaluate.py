@@ -1,0 +1,214 @@
+"""Load a trained run and play it: ``python evaluate.py <run_dir> [--step N] [--episodes 10] [--seed S] [--video [N]]
+[--export model.pt] [env.id=... ...]``.
+
+Rebuilds the env and the agent from the run's own ``config.yaml``, loads the networks of its newest complete
+checkpoint (or ``--step``) through the checkpoint reader (manifest checked, ``weights_only``), plays full episodes at
+the agent's evaluation policy (ε = ``agent.eval_epsilon``; SAC's mean action) on a fresh seed, prints the mean ± std
+and writes ``eval/<step>/returns.json``. ``--video`` films the first N episodes (default 1) to MP4s with Gymnasium's
+``RecordVideo`` and a ``strip.png`` of 8 frames; ``--export`` writes the acting network alone (below). Overrides such
+as ``env.id=Breakout env.mode=4`` (or ``--env.id=...``) evaluate on another game or mode with the same spaces; their
+results go to ``eval/<step>_<overrides>/``. The run folder is never written outside ``eval/`` (and the export path).
+
+``load_exported(path)`` gives back an exported network inside its agent, with the env it was trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+import suite
+from adapters.merge import merged_state_dict
+from agents.registry import AGENTS, NETWORKS
+from core.errors import ConfigError
+from core.run_files import CONFIG
+from envs import make_env
+from envs.registry import ENVS
+from envs.video import film_strip, frames_per_second, record_episodes, video_unavailable
+from pruning.measure import weight_sparsity
+from training.checkpoint import Checkpointer, CheckpointError
+from training.loop import play_episodes
+
+SEED_OFFSET = 2_000_003  # default seed: the run's + this, neither its training (seed) nor its evaluation seeds
+EXPORT_FORMAT = "pedrl.export/1"
+
+
+def find_checkpoint(run_dir: Path, step: int | None) -> Path:
+    found = Checkpointer(run_dir / "checkpoints", 1).complete()
+    if not found:
+        raise ConfigError("run_dir", str(run_dir), "that run has no complete checkpoint")
+    steps = [int(p.name.removeprefix("step_")) for p in found]
+    if step is None:
+        return found[0]
+    if step not in steps:
+        have = ", ".join(map(str, sorted(steps)))
+        raise ConfigError("--step", step, f"{run_dir} has checkpoints at agent steps {have}")
+    return found[steps.index(step)]
+
+
+def run_config(run_dir: Path, overrides: list[str]) -> suite.Config:
+    """The run's ``config.yaml`` with ``overrides`` applied, checked as far as playing needs (the env and its pairing
+    with the agent and network)."""
+    if not (run_dir / CONFIG).is_file():
+        raise ConfigError("run_dir", str(run_dir), f"not a run folder of this suite (no {CONFIG})")
+    dcfg = OmegaConf.load(run_dir / CONFIG)
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if OmegaConf.select(dcfg, key, default="<missing>") == "<missing>":
+            raise ConfigError(key, value, "not a key of the run's config")
+    dcfg = OmegaConf.merge(dcfg, OmegaConf.from_dotlist(overrides))
+    cfg = suite.config_from_run(dcfg)
+    try:
+        cfg.env.validate()
+    except ConfigError as e:
+        raise e.under("env") from None
+    suite.check_pairing(cfg)
+    return cfg
+
+
+def build(cfg: suite.Config, state: dict, seed: int, device: torch.device, render: bool = False):
+    """The env (seeded action space) and the agent with the checkpoint's networks; an adapted run is rebuilt with
+    its adapter (which reads ``init.from_run`` to know whether the head was trained)."""
+    env = make_env(cfg.env, seed, "eval", render=render)
+    plan = suite.init_plan(cfg) if cfg.adapter.name != "none" else None
+    agent = suite.build_agent(cfg, env, np.random.default_rng(seed), device, suite.adapter_transform(cfg, plan))
+    for name, net in agent.networks().items():
+        theirs = state["agent"][name]
+        for key, value in net.state_dict().items():
+            if key in theirs and tuple(theirs[key].shape) != tuple(value.shape):
+                raise ConfigError("env.id", cfg.env.id, f"the run's {name} network does not fit this env ({name}.{key} "
+                                  f"is {tuple(theirs[key].shape)} in the run, {tuple(value.shape)} here)")
+        net.load_state_dict(theirs)
+    return env, agent
+
+
+def export(cfg: suite.Config, agent, env, step: int, run_dir: Path, path: Path) -> dict:
+    """The acting network (DQN, Rainbow: the online Q-network; SAC: the actor) alone: its plain ``state_dict`` (an
+    adapter folded in), the configs that rebuild it and its measured sparsity, loadable with ``weights_only=True``."""
+    name, net = next(iter(agent.networks().items()))
+    try:
+        state = merged_state_dict(net, masked=False) if cfg.adapter.name != "none" else net.state_dict()
+    except ValueError as e:
+        raise ConfigError("--export", str(path), f"adapter={cfg.adapter.name}: {e}") from None
+    config = {key: OmegaConf.to_container(OmegaConf.structured(getattr(cfg, key)), enum_to_str=True)
+              for key in ("agent", "network", "env")}
+    payload = {"format": EXPORT_FORMAT, "network_name": name, "state_dict": {k: v.cpu() for k, v in state.items()},
+               **config, "observation_shape": list(env.observation_space.shape), "n_out": n_outputs(cfg, env),
+               "sparsity": weight_sparsity({name: net})[name], "step": step, "run": str(run_dir)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return payload
+
+
+def n_outputs(cfg: suite.Config, env) -> int:
+    space = env.action_space
+    return int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
+
+
+def load_exported(path: str | Path, seed: int = 0, device: str = "cpu"):
+    """An exported network inside a fresh agent of its kind (``agent.act(obs, 0, eval_mode=True)`` acts with it),
+    and the env it was trained on, preprocessing included (seeded action space; reset it with a seed)."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    if payload.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{path} is not an export of this suite (format {payload.get('format')!r})")
+
+    def objects(registry, node):
+        spec = registry.get(node["name"])
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(spec.config), node))
+
+    agent_cfg, network_cfg, env_cfg = (objects(r, payload[k]) for r, k in
+                                       ((AGENTS, "agent"), (NETWORKS, "network"), (ENVS, "env")))
+    agent = AGENTS.get(agent_cfg.name).target(agent_cfg, network_cfg, tuple(payload["observation_shape"]),
+                                              payload["n_out"], np.random.default_rng(seed), torch.device(device))
+    agent.networks()[payload["network_name"]].load_state_dict(payload["state_dict"])
+    return agent, make_env(env_cfg, seed, "eval")
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config (env.id=..., env.mode=...)")
+    parser.add_argument("--step", type=int, help="the checkpoint's agent step (default: the newest)")
+    parser.add_argument("--episodes", type=int, default=10, help="full episodes to play (default 10)")
+    parser.add_argument("--seed", type=int, help=f"default: the run's seed + {SEED_OFFSET:,}")
+    parser.add_argument("--video", type=int, nargs="?", const=1, default=0, metavar="N",
+                        help="film the first N episodes (default 1) to MP4, and a strip.png")
+    parser.add_argument("--export", type=Path, metavar="PATH", help="write the acting network alone to PATH")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    args, unknown = parser.parse_known_intermixed_args(argv)
+    extra = [u[2:] for u in unknown if u.startswith("--") and "=" in u]
+    if len(extra) != len(unknown):
+        parser.error(f"unrecognized arguments: {' '.join(u for u in unknown if u[2:] not in extra)}")
+    return args, [*args.overrides, *extra]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, overrides = parse(argv)
+    run_dir = args.run_dir
+    if args.video:
+        os.environ.setdefault("MUJOCO_GL", "egl")  # before dm_control is imported; EGL renders without a display
+    try:
+        if not run_dir.is_dir():
+            raise ConfigError("run_dir", str(run_dir), "no such folder")
+        if args.episodes < 1:
+            raise ConfigError("--episodes", args.episodes, "must be >= 1")
+        if args.video < 0 or args.video > args.episodes:
+            raise ConfigError("--video", args.video, f"films between 1 and --episodes ({args.episodes}) episodes")
+        cfg = run_config(run_dir, overrides)
+        if args.video and (why := video_unavailable(cfg.env)):
+            raise ConfigError("--video", args.video, why)
+        checkpoint = find_checkpoint(run_dir, args.step)
+        try:
+            state, sha256 = Checkpointer.load_state(checkpoint)
+        except CheckpointError as e:
+            raise ConfigError("run_dir", str(run_dir), f"checkpoint {checkpoint.name} cannot be read: {e}") from None
+        step = int(checkpoint.name.removeprefix("step_"))
+        seed = cfg.seed + SEED_OFFSET if args.seed is None else args.seed
+        torch.manual_seed(seed)
+        env, agent = build(cfg, state, seed, torch.device(args.device), render=args.video > 0)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    slug = ",".join(o.replace("/", "_") for o in overrides)
+    out = run_dir / "eval" / (f"{step}_{slug}" if slug else str(step))
+    if args.video:
+        env = record_episodes(env, out / "videos", args.video, frames_per_second(cfg.env, env))
+    env.reset(seed=seed)
+    if args.video:
+        try:
+            env.render()
+        except Exception as e:  # noqa: BLE001 - a renderer's failure is the user's answer, whatever its type
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            print(f"error: --video: {cfg.env.name} cannot render here ({type(e).__name__}: {first})", file=sys.stderr)
+            return 2
+    try:
+        returns, lengths = play_episodes(agent, env, args.episodes, step)
+    finally:
+        env.close()
+    mean, std = float(np.mean(returns)), float(np.std(returns))
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"run": str(run_dir), "checkpoint": checkpoint.name, "step": step, "sha256": sha256, "seed": seed,
+              "overrides": overrides, "episodes": len(returns), "returns": returns, "lengths": lengths,
+              "mean": mean, "std": std}
+    (out / "returns.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"{run_dir} at agent step {step:,}: return {mean:.2f} ± {std:.2f} over {len(returns)} episodes "
+          f"(seed {seed}) -> {out / 'returns.json'}")
+    if args.video:
+        videos = sorted((out / "videos").glob("*.mp4"))
+        film_strip(videos[0], out / "strip.png")
+        print(f"videos: {', '.join(str(v) for v in videos)}; strip: {out / 'strip.png'}")
+    if args.export:
+        payload = export(cfg, agent, env, step, run_dir, args.export)
+        print(f"exported {payload['network_name']} ({payload['sparsity']:.1%} zeros) to {args.export}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
