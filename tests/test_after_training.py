@@ -1,9 +1,11 @@
 """After training: ``evaluate.py`` (play, film, export) on real runs, videos during training, TensorBoard's HParams
 summary, the W&B mirror in offline mode, and the progress bar's ETA."""
 
+import importlib.util
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from core.errors import ConfigError
 from envs.video import read_video
-from evaluate import load_exported
+from evaluate import build, load_exported, run_config
 from suite import compose
 from tests.conftest import ROOT, run_train
 from tests.test_resume import interrupt
@@ -75,12 +77,44 @@ def test_evaluate_refuses_bad_input_in_one_line(cartpole_run, tmp_path):
         (cartpole_run, "env.id=Pong"): "allowed classic-control ids",
         (cartpole_run, "env.nothing=1"): "env.nothing='1' is not allowed; not a key of the run's config",
         (cartpole_run, "--episodes", 0): "--episodes=0",
+        (cartpole_run / "config.yaml",): "no such folder",
     }
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(cartpole_run / "config.yaml", empty / "config.yaml")
+    cases[(empty,)] = "that run has no complete checkpoint"
+    damaged = tmp_path / "damaged"
+    shutil.copytree(cartpole_run, damaged, ignore=shutil.ignore_patterns("eval"))
+    (state,) = damaged.glob("checkpoints/step_*/state.pt")
+    state.write_bytes(state.read_bytes()[:-10])
+    cases[(damaged,)] = "checkpoint step_000000002000 cannot be read: state.pt does not match the manifest"
     for args, message in cases.items():
         out = evaluate(*args)
         assert out.returncode == 2, (args, out.stderr[-2000:])
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, out.stderr)
+
+
+def test_evaluate_video_where_the_env_cannot_render_is_one_line(tmp_path):
+    run_dir = tmp_path / "sac"
+    args = ["agent=sac", "env=dmc", "env.id=cartpole-balance", "env.action_repeat=8", "network.hidden_sizes=[16,16]",
+            "total_env_steps=300", "agent.learning_starts=200", "eval.episodes=1", "progress=false"]
+    assert run_train(*args, f"hydra.run.dir={run_dir}").returncode == 0
+    out = evaluate(run_dir, "--video", env={**os.environ, "MUJOCO_GL": "disable"})
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: --video=1 is not allowed; dm_control renders through MuJoCo's OpenGL, which is off here (MUJOCO_GL is "
+        "unset or disable); run with MUJOCO_GL=egl (or osmesa) where a GPU or Mesa is present"]
+    assert not (run_dir / "eval").exists()
+
+
+def test_missing_extras_are_named_with_their_install_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("wandb", "moviepy") else
+                        real(name, *a))
+    with pytest.raises(ConfigError, match=r'not installed \(the wandb extra: pip install -e "\.\[wandb\]"\)'):
+        compose(["env=classic", "logger.wandb=true"])
+    with pytest.raises(ConfigError, match=r'moviepy, which is not installed \(the video extra: pip install -e'):
+        compose(["env=classic", "eval.video=true"])
 
 
 def test_export_holds_the_network_alone_and_acts_as_the_run(cartpole_run, tmp_path):
@@ -98,8 +132,17 @@ def test_export_holds_the_network_alone_and_acts_as_the_run(cartpole_run, tmp_pa
     obs, _ = env.reset(seed=0)
     obs, reward, terminated, truncated, _ = env.step(agent.act(obs, 0, eval_mode=True))
     assert reward == 1.0 and obs.shape == (4,)
-    rebuilt = agent.networks()["online"].state_dict()
-    assert all(torch.equal(rebuilt[k], v) for k, v in state["agent"]["online"].items())
+    states = []
+    while len(states) < 64:  # states the agent meets, from its own env
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        states.append(obs)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    cfg = run_config(cartpole_run, [])
+    _, run_agent = build(cfg, state, 0, torch.device("cpu"))  # the run's own agent, as evaluate.py plays it
+    batch = torch.as_tensor(np.stack(states))
+    with torch.no_grad():
+        assert torch.equal(agent.networks()["online"](batch), run_agent.networks()["online"](batch))
 
 
 def test_evaluate_films_atari_episodes_and_plays_another_mode(tmp_path):
@@ -221,6 +264,7 @@ def test_wandb_offline_mirrors_the_scalars_and_resumes_the_same_run(tmp_path):
     rows = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item} for r in records
             if r.WhichOneof("record_type") == "history"]
     evals = {r["global_step"]: r["eval/episodic_return"] for r in rows if "eval/episodic_return" in r}
+    assert sum("charts/episodic_return" in r for r in rows) > 10
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert evals == {1200: next(m["eval/episodic_return"] for m in metrics if m["step"] == 1200
                                 and "eval/episodic_return" in m)}  # the resumed part: evaluation at 1,200

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from rliable import library as rly
 from rliable import metrics
 
+import plot as plot_cli
 from analysis.aggregate import score_matrices
 from analysis.normalize import normalize
 from analysis.sweep_runs import load_runs, method_label
@@ -117,6 +118,7 @@ def test_classic_and_dmc_sweeps_are_plotted_on_their_documented_scale(tmp_path, 
     else:
         random = pd.read_csv(ROOT / "analysis/data/classic_random.csv", comment="#").set_index("game").random[game]
         by_hand = [(s - random) / (475 - random) for s in scores]
+    assert plot_cli.YLABEL[env] == {"dmc": "return / 1000", "classic": "normalised score (0 = random, 1 = solved)"}[env]
     summary = pd.read_csv(sweep / "summary.csv")
     assert summary[["runs", "seeds", "games"]].values.tolist() == [[2, 2, 1]]
     assert summary.iqm[0] == pytest.approx(np.mean(by_hand))  # IQM of two runs is their mean
