@@ -29,9 +29,9 @@ def main() -> None:
     else:
         evaluate = loop.evaluate
 
-        def _evaluate(agent, env, episodes, env_step, should_stop):
+        def _evaluate(agent, env, episodes, env_step, should_stop, video=None):
             if env_step != at:
-                return evaluate(agent, env, episodes, env_step, should_stop)
+                return evaluate(agent, env, episodes, env_step, should_stop, video)
             act, calls = agent.act, [0]
 
             def counting_act(*args, **kwargs):
@@ -43,7 +43,7 @@ def main() -> None:
 
             agent.act = counting_act
             try:
-                return evaluate(agent, env, episodes, env_step, should_stop)
+                return evaluate(agent, env, episodes, env_step, should_stop, video)
             finally:
                 agent.act = act
 
