@@ -9,9 +9,12 @@ room in memory, so a mistyped override or an impossible run costs a second and t
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -187,6 +190,7 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
     hydra_overrides = dict(_key_of(o) for o in overrides if _key_of(o)[0].startswith("hydra"))
     multirun = multirun or hydra_overrides.get("hydra.mode") == "MULTIRUN" or any(
         _key_of(o)[0] == "sweep" for o in overrides)  # the presets in conf/sweep/ set hydra.mode
+    check_launcher(hydra_overrides)
     overrides = [o for o in overrides if not _key_of(o)[0].startswith("hydra")]
     try:
         variants = _variants(overrides, multirun)
@@ -216,6 +220,36 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
         check_output(checked, replay_bytes, hydra_overrides, multirun, jobs)
     except ConfigError as e:
         raise UserError(str(e)) from None
+
+
+LAUNCHER_PLUGINS = {"ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
+                    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+                    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+                    "joblib": ("hydra_plugins.hydra_joblib_launcher", "joblib")}
+
+
+def check_launcher(hydra_overrides: dict[str, str]) -> None:
+    """What a cluster user meets first, in one line each: a launcher whose plugin is not installed, SLURM's
+    ``sbatch`` missing, a partition the cluster does not have (read from ``sinfo``)."""
+    launcher = hydra_overrides.get("hydra/launcher")
+    if launcher in LAUNCHER_PLUGINS:
+        module, extra = LAUNCHER_PLUGINS[launcher]
+        if importlib.util.find_spec(module) is None:
+            how = ("the ray extra, in an environment of its own: scripts/ray_local.sh env" if extra == "ray" else
+                   f'the {extra} extra: pip install -e ".[{extra}]"')
+            raise UserError(f"hydra/launcher={launcher} needs its Hydra plugin, which is not installed ({how})")
+    if launcher != "submitit_slurm":
+        return
+    if shutil.which("sbatch") is None:
+        raise UserError("hydra/launcher=submitit_slurm submits with sbatch, which is not on the PATH (a SLURM login "
+                        "node has it; to try SLURM on this machine: scripts/slurm_local.sh up)")
+    partition = hydra_overrides.get("hydra.launcher.partition")
+    if partition:
+        listed = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=60)
+        partitions = sorted(set(listed.stdout.split()))
+        if listed.returncode == 0 and partitions and partition not in partitions:
+            raise UserError(str(ConfigError("hydra.launcher.partition", partition,
+                                            f"this cluster's partitions: {', '.join(partitions)}")))
 
 
 def check_output(checked: list[tuple[Any, Any]], replay_bytes: Callable[[Any], int], hydra_overrides: dict[str, str],
