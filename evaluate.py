@@ -41,16 +41,14 @@ EXPORT_FORMAT = "pedrl.export/1"
 
 
 def find_checkpoint(run_dir: Path, step: int | None) -> Path:
-    found = Checkpointer(run_dir / "checkpoints", 1).complete()
-    if not found:
+    checkpoints = Checkpointer(run_dir / "checkpoints", 1)
+    steps = checkpoints.steps()
+    if not steps:
         raise ConfigError("run_dir", str(run_dir), "that run has no complete checkpoint")
-    steps = [int(p.name.removeprefix("step_")) for p in found]
-    if step is None:
-        return found[0]
-    if step not in steps:
-        have = ", ".join(map(str, sorted(steps)))
-        raise ConfigError("--step", step, f"{run_dir} has checkpoints at agent steps {have}")
-    return found[steps.index(step)]
+    path = checkpoints.at_step(step)
+    if path is None:
+        raise ConfigError("--step", step, f"{run_dir} has checkpoints at agent steps {', '.join(map(str, steps))}")
+    return path
 
 
 def run_config(run_dir: Path, overrides: list[str]) -> suite.Config:
@@ -100,14 +98,14 @@ def export(cfg: suite.Config, agent, env, step: int, run_dir: Path, path: Path) 
     config = {key: OmegaConf.to_container(OmegaConf.structured(getattr(cfg, key)), enum_to_str=True)
               for key in ("agent", "network", "env")}
     payload = {"format": EXPORT_FORMAT, "network_name": name, "state_dict": {k: v.cpu() for k, v in state.items()},
-               **config, "observation_shape": list(env.observation_space.shape), "n_out": n_outputs(cfg, env),
+               **config, "observation_shape": list(env.observation_space.shape), "n_out": n_outputs(env),
                "sparsity": weight_sparsity({name: net})[name], "step": step, "run": str(run_dir)}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return payload
 
 
-def n_outputs(cfg: suite.Config, env) -> int:
+def n_outputs(env) -> int:
     space = env.action_space
     return int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
 

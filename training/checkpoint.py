@@ -72,6 +72,17 @@ class Checkpointer:
             return []
         return sorted((p for p in self.dir.glob("step_*") if p.is_dir()), key=lambda p: p.name, reverse=True)
 
+    def at_step(self, step: int | None = None) -> Path | None:
+        """The newest complete checkpoint (``step`` None) or the one at agent step ``step``; None if there is none."""
+        found = self.complete()
+        if step is None:
+            return found[0] if found else None
+        return next((p for p in found if p.name == f"step_{step:012d}"), None)
+
+    def steps(self) -> list[int]:
+        """The agent steps of the complete checkpoints, oldest first."""
+        return sorted(int(p.name.removeprefix("step_")) for p in self.complete())
+
     def begin(self, step: int, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[Path, int]:
         """Write ``state`` and ``arrays`` into a hidden folder; returns it and the bytes written. Nothing is visible
         as a checkpoint until ``commit``."""

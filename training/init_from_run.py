@@ -42,15 +42,12 @@ def read_source(cfg: InitConfig) -> Source:
     src = Path(cfg.from_run).expanduser()
     require(src.is_dir(), "init.from_run", str(src), "no such folder")
     require((src / CONFIG).is_file(), "init.from_run", str(src), f"not a run folder of this suite (no {CONFIG})")
-    found = Checkpointer(src / "checkpoints", 1).complete()
-    require(bool(found), "init.from_run", str(src), "that run has no complete checkpoint to start from")
-    steps = [int(p.name.removeprefix("step_")) for p in found]
-    if cfg.step == "latest":
-        path = found[0]
-    else:
-        require(int(cfg.step) in steps, "init.step", cfg.step,
-                f"{src} has checkpoints at agent steps {', '.join(map(str, sorted(steps)))}")
-        path = found[steps.index(int(cfg.step))]
+    checkpoints = Checkpointer(src / "checkpoints", 1)
+    steps = checkpoints.steps()
+    require(bool(steps), "init.from_run", str(src), "that run has no complete checkpoint to start from")
+    path = checkpoints.at_step(None if cfg.step == "latest" else int(cfg.step))
+    have = ", ".join(map(str, steps))
+    require(path is not None, "init.step", cfg.step, f"{src} has checkpoints at agent steps {have}")
     try:
         state, sha = Checkpointer.load_state(path)
     except CheckpointError as e:
