@@ -92,6 +92,10 @@ up() {
 }
 
 down() {
+  if [ -f "$conf" ]; then  # this cluster's jobs first, so that none outlives its daemons
+    SLURM_CONF=$conf scancel --user="$(id -un)" 2>/dev/null || true
+    sleep 2
+  fi
   pkill -f "slurmd -f $conf" || true
   pkill -f "slurmctld -f $conf" || true
   pkill -f "munged --force --pid-file=$dir/munged.pid" || true
