@@ -95,8 +95,7 @@ def export(cfg: suite.Config, agent, env, step: int, run_dir: Path, path: Path) 
         state = merged_state_dict(net, masked=False) if cfg.adapter.name != "none" else net.state_dict()
     except ValueError as e:
         raise ConfigError("--export", str(path), f"adapter={cfg.adapter.name}: {e}") from None
-    config = {key: OmegaConf.to_container(OmegaConf.structured(getattr(cfg, key)), enum_to_str=True)
-              for key in ("agent", "network", "env")}
+    config = {key: suite.plain(getattr(cfg, key)) for key in ("agent", "network", "env")}
     payload = {"format": EXPORT_FORMAT, "network_name": name, "state_dict": {k: v.cpu() for k, v in state.items()},
                **config, "observation_shape": list(env.observation_space.shape), "n_out": n_outputs(env),
                "sparsity": weight_sparsity({name: net})[name], "step": step, "run": str(run_dir)}
@@ -117,11 +116,7 @@ def load_exported(path: str | Path, seed: int = 0, device: str = "cpu"):
     if payload.get("format") != EXPORT_FORMAT:
         raise ValueError(f"{path} is not an export of this suite (format {payload.get('format')!r})")
 
-    def objects(registry, node):
-        spec = registry.get(node["name"])
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(spec.config), node))
-
-    agent_cfg, network_cfg, env_cfg = (objects(r, payload[k]) for r, k in
+    agent_cfg, network_cfg, env_cfg = (OmegaConf.to_object(suite.typed(r, payload[k])) for r, k in
                                        ((AGENTS, "agent"), (NETWORKS, "network"), (ENVS, "env")))
     agent = AGENTS.get(agent_cfg.name).target(agent_cfg, network_cfg, tuple(payload["observation_shape"]),
                                               payload["n_out"], np.random.default_rng(seed), torch.device(device))

@@ -90,12 +90,23 @@ def to_objects(cfg: DictConfig) -> Config:
     return OmegaConf.to_object(cfg)
 
 
+def plain(node: Any) -> dict:
+    """A config dataclass (or the whole ``Config``) as plain Python containers, enums as their names: what run
+    folders, exports and trackers store."""
+    return OmegaConf.to_container(OmegaConf.structured(node), enum_to_str=True)
+
+
+def typed(registry: Registry, node: Any) -> DictConfig:
+    """One group's stored node (``{"name": ..., ...}``) merged onto its plugin's schema."""
+    return OmegaConf.merge(OmegaConf.structured(registry.get(node["name"]).config), node)
+
+
 def config_from_run(dcfg: DictConfig) -> Config:
     """A run folder's ``config.yaml`` (resolved, untyped) as objects: each group's node merged onto its plugin's
     schema, the rest onto the top-level one, so types and enums come back and a misspelt key is refused."""
     base = OmegaConf.structured(Config)
     for group, registry in REGISTRIES.items():
-        base[group] = OmegaConf.merge(OmegaConf.structured(registry.get(dcfg[group].name).config), dcfg[group])
+        base[group] = typed(registry, dcfg[group])
     return to_objects(OmegaConf.merge(base, {k: v for k, v in dcfg.items() if k not in REGISTRIES}))
 
 
@@ -138,9 +149,9 @@ def validate(cfg: Config) -> None:
             cfg.agent.replay_capacity, f"must exceed agent.n_step ({cfg.agent.n_step}) + env.frame_stack "
             f"({frame_stack(cfg.env)})")
     if cfg.redo.enabled and not NETWORKS.get(cfg.network.name).plain_features:
-        plain = ", ".join(f"network={s.name}" for s in NETWORKS.specs() if s.plain_features)
+        fits = ", ".join(f"network={s.name}" for s in NETWORKS.specs() if s.plain_features)
         raise ConfigError("redo.enabled", True, f"network={cfg.network.name} has residual paths, through which ReDo's "
-                          f"map of incoming and outgoing weights is not written; ReDo works with {plain}")
+                          f"map of incoming and outgoing weights is not written; ReDo works with {fits}")
     if cfg.adapter.name != "none":
         require(cfg.init.from_run != "", "adapter", cfg.adapter.name, "an adapter trains on a frozen trained network: "
                 "give init.from_run=<run dir> (a run of this suite)")
@@ -181,7 +192,7 @@ def hparams(cfg: Config) -> dict[str, float | int | str | bool]:
                            "sparsity": float(cfg.sparsity), "pruning": cfg.pruning.name, "adapter": cfg.adapter.name,
                            "init.from_run": cfg.init.from_run, "redo.enabled": cfg.redo.enabled,
                            "reset.enabled": cfg.reset.enabled, "seed": cfg.seed, "total_env_steps": cfg.total_env_steps}
-    for key, value in OmegaConf.to_container(OmegaConf.structured(cfg.agent), enum_to_str=True).items():
+    for key, value in plain(cfg.agent).items():
         if key != "name":
             out[f"agent.{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
     return out
@@ -201,7 +212,7 @@ def check_ticket_source(cfg: Config) -> None:
     require((src / INIT).is_file(), key, str(src), f"that run did not save its initial weights ({INIT}); run it "
             "with checkpoint.save_init=true")
     theirs = OmegaConf.load(src / CONFIG)
-    ours = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
+    ours = plain(cfg)
     other = OmegaConf.to_container(theirs)
     for section in ("env", "network"):  # everything that shapes observations and networks
         diff = sorted(k for k in {*ours[section], *other.get(section, {})}
@@ -259,7 +270,7 @@ def _init_plan(cfg: Config) -> InitPlan:
     key = "init.from_run"
     require(theirs.agent.name == cfg.agent.name, key, source.path,
             f"that run is agent={theirs.agent.name}, this one agent={cfg.agent.name}")
-    ours = OmegaConf.to_container(OmegaConf.structured(cfg.network), enum_to_str=True)
+    ours = plain(cfg.network)
     require(OmegaConf.to_container(theirs.network) == ours, key, source.path,
             f"that run's network is {OmegaConf.to_container(theirs.network)}, this one's {ours}")
     env = make_env(cfg.env, 0)
@@ -311,16 +322,16 @@ def export_adapted(cfg: Config, agent: Agent, replay: ReplayBuffer, run_dir: Pat
     out = {}
     for name, net in agent.networks().items():
         state = merged_state_dict(net, mode == "masked")
-        plain = copy.deepcopy(net)
-        for module in plain.modules():  # the adapters' hooks off: the plain network the builder made
+        folded = copy.deepcopy(net)
+        for module in folded.modules():  # the adapters' hooks off: the plain network the builder made
             module._forward_hooks.clear()
             module._forward_pre_hooks.clear()
-        plain.load_state_dict(state, strict=False)
+        folded.load_state_dict(state, strict=False)
         with torch.no_grad():
-            change = float((plain(inputs[name]) - net(inputs[name])).abs().max())
+            change = float((folded(inputs[name]) - net(inputs[name])).abs().max())
         path = run_dir / "export" / f"{name}.pt"
-        torch.save({"state_dict": state, "agent": cfg.agent.name, "network": OmegaConf.to_container(
-            OmegaConf.structured(cfg.network), enum_to_str=True), "env_id": str(cfg.env.id), "export": mode}, path)
+        torch.save({"state_dict": state, "agent": cfg.agent.name, "network": plain(cfg.network),
+                    "env_id": str(cfg.env.id), "export": mode}, path)
         out[name] = {"path": str(path.relative_to(run_dir)), "max_output_change": change}
     return out
 

@@ -111,7 +111,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
     checkpointer.clean_partial()
     latest = checkpointer.load_latest()
     Logger.rewind(run_dir, latest[3] if latest else None)  # drop what was logged after the checkpoint
-    tracker = WandbMirror(run_dir, OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True),
+    tracker = WandbMirror(run_dir, suite.plain(cfg),
                           cfg.logger.wandb_project, cfg.logger.wandb_entity, cfg.logger.wandb_group) \
         if cfg.logger.wandb else None
     logger = Logger(run_dir, [tracker] if tracker else [])
