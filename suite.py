@@ -41,6 +41,7 @@ from pruning.method import PruningMethod
 from pruning.redo import ReDo, ReDoConfig
 from pruning.registry import METHODS
 from pruning.reset import Reset, ResetConfig
+from pruning.sparse_inference import SparseInference
 from training.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
 from training.init_from_run import InitConfig, InitFromRun, Source, read_source
 from training.logger import LoggerConfig
@@ -409,7 +410,8 @@ def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, devic
 
 def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningMethod, list[Callback]]:
     """The suite's own callbacks in the order they run: loading ``init.from_run`` (``plan``), the pruning method,
-    ReDo and the last-layer reset when enabled (after the method, under its masks), then the health probe; and the
+    ReDo and the last-layer reset when enabled (after the method, under its masks), sparse inference when enabled,
+    then the health probe; and the
     method alone (its ``target`` goes into ``summary.json``)."""
     method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates,
                                                   seed=cfg.seed)
@@ -420,6 +422,12 @@ def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningM
         extra.append(ReDo(cfg.redo, cfg.seed, method.current_masks))
     if cfg.reset.enabled:
         extra.append(Reset(cfg.reset, cfg.seed, method.current_masks))
+    if cfg.pruning.sparse_inference:
+        if cfg.sparsity > 0:
+            extra.append(SparseInference(method))
+        else:
+            print("warning: pruning.sparse_inference=true does nothing with sparsity=0: a dense network has no masked "
+                  "layer to convert", flush=True)
     first = [InitFromRun(plan.source, ("head.",) if plan.new_head else ())] if plan is not None else []
     return method, [*first, method, *extra, HealthCallback(cfg.health, cfg.seed)]
 

@@ -35,6 +35,7 @@ from agents.networks import count_parameters
 from core.errors import ConfigError
 from core.run_files import CONFIG, INIT, SUMMARY, is_complete
 from pruning.measure import weight_sparsity
+from pruning.sparse_inference import SparseInference
 from training.checkpoint import Checkpointer, CheckpointError
 from training.logger import Logger
 from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
@@ -148,6 +149,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         env.close()
         eval_env.close()
     exported = suite.export_adapted(cfg, agent, replay, run_dir)
+    sparse = [cb for cb in own if isinstance(cb, SparseInference)]
     summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),
                "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,
                "target_sparsity": pruning.target, "num_params": n_params,
@@ -157,6 +159,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                "learner_bytes": learner_bytes(agent),
                **({"adapter_bytes": adapter_bytes(agent)} if cfg.adapter.name != "none" else {}),
                **({"init": plan.source.summary()} if plan is not None else {}),
+               **({"sparse_inference": sparse[0].summary()} if sparse else {}),
                **({"export": exported} if exported else {})}
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     checkpointer.finish()

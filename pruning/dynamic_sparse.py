@@ -80,6 +80,9 @@ class SET(SparseTraining):
     def is_mask_update(self, t: int) -> bool:
         return 0 < t <= self.t_end and t % self.cfg.update_freq_updates == 0
 
+    def masks_final(self, updates: int) -> bool:
+        return updates > self.t_end
+
     def grow_scores(self, key: str, p: torch.Tensor) -> torch.Tensor:
         return torch.rand(p.numel(), generator=self.generator).view(p.shape).to(p.device)
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 from core.errors import require
 from core.protocols import TrainerView, UpdateResult
-from pruning.method import PruningMethod
+from pruning.method import MethodConfig, PruningMethod
 from pruning.pruner import Distribution, MagnitudePruner, Scope
 from pruning.registry import METHODS
 from pruning.schedule import gmp_fraction, is_mask_update, pruning_window
 
 
 @dataclass
-class GMPConfig:
+class GMPConfig(MethodConfig):
     """GMP as Obando-Ceron et al. 2024 use it (JaxPruner's ``baselines/dopamine/configs``): prune from 20% to 80%
     of the gradient updates, masks recomputed every 1,000 updates, ERK per layer, output layer included."""
 
@@ -73,6 +73,10 @@ class GMP(PruningMethod):
             self.target, self.last_mask_update = self.sparsity * fraction, t
             if self.target > 0:
                 self.pruner.prune_scaled(fraction, networks, apply=apply)
+
+    def masks_final(self, updates: int) -> bool:
+        """After the update at t_end, the last on the schedule; never for a dense run (no masks)."""
+        return self.sparsity > 0 and updates > self.t_end
 
     def on_update_end(self, trainer: TrainerView, result: UpdateResult) -> None:
         t = trainer.updates - 1  # index of the update just taken

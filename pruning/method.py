@@ -8,6 +8,7 @@ with ``zero_optimizer_state``). ``target`` is the sparsity it aims at now, repor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,6 +16,13 @@ import torch
 from core.callbacks import Callback
 from core.protocols import TrainerView
 from pruning.measure import sparsity_metrics
+
+
+@dataclass
+class MethodConfig:
+    """What every method's config has."""
+
+    sparse_inference: bool = False  # no-grad forwards of large linear layers from CSR once masks are final
 
 
 class PruningMethod(Callback):
@@ -28,6 +36,10 @@ class PruningMethod(Callback):
         """The masks by ``<network>/<parameter>`` (None while dense), for ReDo and resets to respect."""
         pruner = getattr(self, "pruner", None)
         return None if pruner is None else pruner.masks
+
+    def masks_final(self, updates: int) -> bool:
+        """Whether the masks will not change after ``updates`` updates (``sparse_inference`` converts then)."""
+        return False
 
     def log_sparsity(self, trainer: TrainerView) -> None:
         trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target), trainer.env_step)

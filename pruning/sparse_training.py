@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from core.protocols import TrainerView, UpdateResult
-from pruning.method import PruningMethod
+from pruning.method import MethodConfig, PruningMethod
 from pruning.pruner import Distribution, MagnitudePruner, top_k_mask
 from pruning.registry import METHODS
 
 
 @dataclass
-class StaticConfig:
+class StaticConfig(MethodConfig):
     """A random sparse network at the top-level ``sparsity`` from step 0 (``sparsity`` must be > 0)."""
 
     name: str = "static"
@@ -81,6 +81,9 @@ class SparseTraining(PruningMethod):
             scores = torch.rand(p.numel(), generator=self.generator)
             masks[k] = top_k_mask(scores, count).view(p.shape).to(p)
         return masks
+
+    def masks_final(self, updates: int) -> bool:
+        return True
 
     def before_step(self, networks: list[str], optimizer: torch.optim.Optimizer) -> None:
         """Masked gradients (JaxPruner's ``is_sparse_gradients``): pruned weights get no Adam update or moments."""

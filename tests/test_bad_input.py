@@ -106,6 +106,10 @@ CASES = [
     (["checkpoint.every_env_steps=0"], ["checkpoint.every_env_steps", ">= 1"]),
     (["checkpoint.keep=0"], ["checkpoint.keep", ">= 1"]),
     (["checkpoint.replay=sometimes"], ["checkpoint.replay=sometimes", "bool"]),
+    (["pruning.sparse_inferenc=true"],
+     ["unknown key 'pruning.sparse_inferenc'", "scope, sparse_inference, start_frac"]),
+    (["pruning=static", "sparsity=0.9", "pruning.sparse_inference=maybe"],
+     ["pruning.sparse_inference=maybe", "not a valid bool"]),
     (["checkpoint.kept=2"], ["unknown key 'checkpoint.kept'", "every_env_steps, keep, replay, save_init"]),
     # 1M Atari transitions are 7.07 GB per checkpoint: no disk holds a million of them
     (["checkpoint.keep=1_000_000"], ["hydra.run.dir", "not enough disk space", "checkpoint.keep"]),
