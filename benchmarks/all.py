@@ -96,7 +96,8 @@ def acting(quick: bool, device: str) -> list[tuple[str, str, str]]:
         for layer in converter.layers:
             layer.install()
         sparse.append(forward_ms(net, x, repeats))
-        n = len(converter.layers)
+        inside = {id(m) for m in net.modules()}
+        n = sum(id(layer.module) in inside for layer in converter.layers)
         d, s = statistics.mean(dense), statistics.mean(sparse)
         rows.append((f"acting forward, sparse / dense: {name}", f"{s / d:.2f}",
                      f"{d:.3f} → {s:.3f} ms, {n} layer{'s' if n != 1 else ''} CSR"))

@@ -206,3 +206,30 @@ def test_sparse_linear_keeps_leading_dimensions_and_a_missing_bias():
     torch.testing.assert_close(out, x @ linear.weight.T, rtol=1e-5, atol=1e-6)
     layer.remove()
     assert "forward" not in linear.__dict__
+
+
+def test_a_run_killed_after_conversion_resumes_exactly_with_the_layers_it_chose(tmp_path):
+    """CartPole DQN at width 8 (960 and 672 units) and 95%: GMP's last mask update is at update 2,000 (agent step
+    2,500), so the 960→672 layer turns CSR after it (at 95% it is about 0.4 of dense, far below the 0.9 the timed
+    check needs). Killed at step 2,903, the run resumes from the checkpoint at 2,800, which holds the choice, and
+    ends exactly as an uninterrupted run: every logged number, the summary, the final weights."""
+    from tests.test_resume import CARTPOLE, interrupt, metric_rows
+
+    args = [*(a for a in CARTPOLE if not a.startswith("sparsity=")), "network.width=8", "sparsity=0.95",
+            "pruning.sparse_inference=true"]
+    baseline, run_dir = tmp_path / "baseline", tmp_path / "run"
+    out = run_train(*args, f"hydra.run.dir={baseline}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "sparse inference at update 2001: 1 of 3 layers CSR" in out.stdout
+    assert interrupt("SIGKILL", "step", 2903, [*args, f"hydra.run.dir={run_dir}"]).returncode == -9
+    resumed = run_train(*args, f"hydra.run.dir={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {run_dir}/checkpoints/step_000000002800" in resumed.stdout
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (baseline, run_dir))
+    for s in (a, b):
+        for key in ("wall_time_s", "median_update_ms", "code"):
+            s.pop(key)
+        for layer in s["sparse_inference"]["layers"].values():
+            layer.pop("why")  # the measured ratio differs from process to process
+    assert a == b and b["sparse_inference"]["layers"]["online/features.fc2.weight"]["converted"]
+    assert metric_rows(run_dir) == metric_rows(baseline)
