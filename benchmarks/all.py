@@ -104,30 +104,33 @@ def acting(quick: bool, device: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def minatar_ms_per_step(width: int, steps: int, learning_starts: int = 1000) -> float:
+def minatar_ms_per_step(width: int, steps: int, learning_starts: int = 1000) -> tuple[float, dict]:
     cfg = suite.compose(["agent=dqn", "env=minatar", "env.id=breakout", f"network.width={width}",
                          f"total_env_steps={learning_starts + steps}", f"agent.learning_starts={learning_starts}",
                          "agent.epsilon_decay_steps=1", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
                          "checkpoint.replay=false", "progress=false"])
-    clock = atari_sps.Clock()
+    clock, phases = atari_sps.Clock(), atari_sps.Phases()
     with tempfile.TemporaryDirectory() as d:
-        train.train(cfg, Path(d), callbacks=[clock])
-    return 1e3 / clock.sps
+        train.train(cfg, Path(d), callbacks=[clock, phases])
+    return 1e3 / clock.sps, phases.per_update_ms()
 
 
 def minatar(quick: bool) -> list[tuple[str, str, str]]:
     steps = {1: 2000, 3: 1000, 5: 500} if quick else {1: 20_000, 3: 8_000, 5: 4_000}
     times: dict[int, list[float]] = {w: [] for w in MINATAR_WIDTHS}
+    parts: dict[int, dict] = {}
     for _ in range(2):
         for width in MINATAR_WIDTHS:
-            times[width].append(minatar_ms_per_step(width, steps[width]))
+            ms, parts[width] = minatar_ms_per_step(width, steps[width])
+            times[width].append(ms)
     rows, total = [], 0.0
     for width in MINATAR_WIDTHS:
         ms = statistics.mean(times[width])
         hours = SCALING_LAW_RUNS_PER_WIDTH * SCALING_LAW_STEPS * ms / 1e3 / 3600
         total += hours
         rows.append((f"MinAtar DQN ms per agent step, width {width}", f"{ms:.3f}",
-                     f"runs {', '.join(f'{t:.3f}' for t in times[width])}; {1e3 / ms:,.0f} steps/s"))
+                     f"runs {', '.join(f'{t:.3f}' for t in times[width])}; {1e3 / ms:,.0f} steps/s; per update "
+                     f"(4 steps): {atari_sps.phase_line(parts[width])}"))
     rows.append(("scaling_law_minatar preset (150 runs × 5M steps), core-hours", f"{total:,.0f}",
                  "one core per run, at the widths' ms per step"))
     return rows
@@ -143,7 +146,8 @@ def atari(quick: bool) -> list[tuple[str, str, str]]:
             t_learn = (m["before"] + m["after"]) / 2
             bound = 4e3 / t_learn
             rows.append((f"Atari Pong {agent} {sparsity:.0%}: loop SPS / update bound", f"{m['sps'] / bound:.3f}",
-                         f"{m['sps']:.1f} SPS, learner step {m['before']:.1f}/{m['after']:.1f} ms, bound {bound:.1f}"))
+                         f"{m['sps']:.1f} SPS, learner step {m['before']:.1f}/{m['after']:.1f} ms, bound {bound:.1f}; "
+                         f"per update in the loop: {atari_sps.phase_line(m['phases'])}"))
     return rows
 
 

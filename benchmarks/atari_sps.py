@@ -43,6 +43,39 @@ class Clock(Callback):
         return (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
 
 
+class Phases(Callback):
+    """Where the loop's time goes, timed inside it: act, env step, replay add, replay sample and update, summed
+    between the first and the last update (the window of ``Clock``) and reported per update."""
+
+    PARTS = ("act", "env", "add", "sample", "update")
+
+    def __init__(self):
+        self.sums = dict.fromkeys(self.PARTS, 0.0)
+        self.window: dict[str, float] = {}
+        self.updates = 0
+
+    def on_update_end(self, trainer, result):
+        if not self.updates:
+            for owner, name, part in ((trainer.agent, "act", "act"), (trainer.env, "step", "env"),
+                                      (trainer.replay, "add", "add"), (trainer.replay, "sample", "sample"),
+                                      (trainer.agent, "update", "update")):
+                setattr(owner, name, self._timed(getattr(owner, name), part))
+        self.updates += 1
+        self.window = {**self.sums, "updates": self.updates - 1}
+
+    def _timed(self, fn, part):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            self.sums[part] += time.perf_counter() - t0
+            return out
+        return timed
+
+    def per_update_ms(self) -> dict[str, float]:
+        n = max(self.window.get("updates", 0), 1)
+        return {part: 1e3 * self.window.get(part, 0.0) / n for part in self.PARTS}
+
+
 def learner_step_ms(agent, replay, n=50) -> float:
     times = []
     for _ in range(n + 5):
@@ -59,7 +92,7 @@ def measure(steps: int, learning_starts: int, overrides: list[str]) -> dict:
     cfg = suite.compose([f"total_env_steps={learning_starts + steps}", f"agent.learning_starts={learning_starts}",
                          "agent.replay_capacity=100000", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
                          "env.max_episode_steps=2000", "agent.epsilon_decay_steps=1", "progress=false", *overrides])
-    clock, grab = Clock(), {}
+    clock, grab, phases = Clock(), {}, Phases()
 
     class Grab(Callback):
         def on_update_end(self, trainer, result):
@@ -70,8 +103,8 @@ def measure(steps: int, learning_starts: int, overrides: list[str]) -> dict:
             grab["after"] = learner_step_ms(trainer.agent, trainer.replay)
 
     with tempfile.TemporaryDirectory() as d:
-        train.train(cfg, Path(d), callbacks=[Grab(), clock])
-    return {"sps": clock.sps, "before": grab["before"], "after": grab["after"]}
+        train.train(cfg, Path(d), callbacks=[Grab(), clock, phases])
+    return {"sps": clock.sps, "before": grab["before"], "after": grab["after"], "phases": phases.per_update_ms()}
 
 
 def main() -> None:
@@ -88,6 +121,11 @@ def main() -> None:
     print(f"update-bound limit 4/t_learn   {bound:.1f} agent steps/s")
     print(f"training loop SPS              {m['sps']:.1f} agent steps/s over {args.steps} steps")
     print(f"ratio SPS / (4 / t_learn)      {m['sps'] / bound:.3f}   (goal >= 0.9)")
+    print("inside the loop, per update:   " + phase_line(m["phases"]))
+
+
+def phase_line(phases: dict[str, float]) -> str:
+    return ", ".join(f"{part} {ms:.2f} ms" for part, ms in phases.items()) + f"; total {sum(phases.values()):.2f} ms"
 
 
 if __name__ == "__main__":
