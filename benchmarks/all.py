@@ -8,7 +8,8 @@
 - minatar: MinAtar DQN (the shipped defaults: an update every 4 steps, one thread) ms per agent step at widths
   1/3/5, at ε = 0.01 as in most of a run, and what ``+sweep=scaling_law_minatar`` costs in core-hours at 5M steps.
 - atari: Pong training SPS over its update bound 4 / t_learn (the bare learner step, timed before and after the
-  loop), for DQN and Rainbow, dense and 90% sparse (GMP over these short runs).
+  loop), for DQN and Rainbow, dense and 90% sparse (GMP over these short runs); and a statically 95%-sparse DQN's
+  training SPS with ``pruning.sparse_inference`` over without (CSR acting and CSR target forwards).
 - gmp: Pong training time at 95% sparsity over dense, and the health probe's share of training time.
 
 Each figure comes from runs that alternate within this process, so drift on a noisy machine hits both sides of a
@@ -148,6 +149,12 @@ def atari(quick: bool) -> list[tuple[str, str, str]]:
             rows.append((f"Atari Pong {agent} {sparsity:.0%}: loop SPS / update bound", f"{m['sps'] / bound:.3f}",
                          f"{m['sps']:.1f} SPS, learner step {m['before']:.1f}/{m['after']:.1f} ms, bound {bound:.1f}; "
                          f"per update in the loop: {atari_sps.phase_line(m['phases'])}"))
+    runs = {si: atari_sps.measure(steps, starts, ["pruning=static", "sparsity=0.95", f"pruning.sparse_inference={si}"])
+            for si in ("false", "true")}
+    off, on = runs["false"], runs["true"]
+    rows.append(("Atari Pong dqn static 95%: training SPS, sparse inference / off", f"{on['sps'] / off['sps']:.3f}",
+                 f"{off['sps']:.1f} → {on['sps']:.1f} SPS; per update in the loop, off: "
+                 f"{atari_sps.phase_line(off['phases'])}; on: {atari_sps.phase_line(on['phases'])}"))
     return rows
 
 

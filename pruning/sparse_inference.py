@@ -3,17 +3,19 @@ of the pruned networks compute their no-grad forwards (acting, evaluation, and n
 as SAC's next actions or double DQN's online argmax) from a CSR copy of their weights, so a 95%-sparse layer does
 about 5% of the work.
 
-Training is untouched: a forward with gradients enabled (the learner's) runs the masked dense weights exactly as
-before, and backward through CSR gains nothing on CPU. The CSR copy keeps the mask's pattern (its row pointers and
+The gradient path is untouched: a forward with gradients enabled (the learner's online forward) runs the masked
+dense weights exactly as before, and backward through CSR gains nothing on CPU; the learner's no-grad forwards (a
+target, next actions) do use CSR. The CSR copy keeps the mask's pattern (its row pointers and
 column indices are fixed) and its values are gathered from the dense weight in O(nnz) whenever the weight has changed
 since (its version counter moved: an optimizer step, a target copy, a checkpoint load), at the first no-grad forward
 after the change.
 
 Which layers: ``nn.Linear`` weights the method masks, at least ``MIN_WEIGHTS`` weights and half sparse, and only where
 a timed check at batch 1 shows the CSR forward at most ``GAIN_REQUIRED`` of the dense one (on CPU a 256×256 layer is
-slower sparse). Convolutions stay dense (im2col over CSR is slower than dense). Target copies are converted only when
-the method masks them after every update (``pruning.mask_targets=true``); otherwise a hard or Polyak target may hold
-weights outside the pattern. The timed choice is kept in the checkpoint, so a resumed run converts the same layers.
+slower sparse). Convolutions stay dense (im2col over CSR is slower than dense). A converted layer's target copy is
+converted with it: re-masked after every update (``pruning.mask_targets=true``) it always holds the pattern; else each
+change of the copy is checked in O(n) (see ``SparseLinear``). The timed choice is kept in the checkpoint, so a resumed
+run converts the same layers.
 
 Equality: CSR sums in another order than the dense kernel, so outputs agree to float rounding (relative 1e-5), not
 bit for bit; a run with ``sparse_inference=true`` is therefore reproducible with itself but not identical to the same
@@ -39,6 +41,7 @@ from pruning.method import PruningMethod
 MIN_WEIGHTS = 1 << 14  # smaller layers stay dense without timing: per-op overhead dominates them
 MIN_SPARSITY = 0.5
 GAIN_REQUIRED = 0.9  # convert where CSR takes at most this share of the dense forward's time at batch 1
+GIVE_UP_AFTER = 3  # refreshes in a row that find a target copy outside the pattern
 
 
 class MaskChangedError(RuntimeError):
@@ -49,10 +52,14 @@ class SparseLinear:
     """The CSR copy of one ``nn.Linear``'s masked weight, and the forward that uses it while gradients are off."""
 
     def __init__(self, key: str, module: nn.Linear, mask: torch.Tensor,
-                 current_masks: Callable[[], dict[str, torch.Tensor] | None]):
-        """``current_masks`` returns the method's masks as they are now (a method may swap its whole dict)."""
-        self.key, self.module, self.current_masks = key, module, current_masks
+                 current_masks: Callable[[], dict[str, torch.Tensor] | None], verify: bool = False):
+        """``current_masks`` returns the method's masks as they are now (a method may swap its whole dict).
+        ``verify``: the weight is a copy nothing re-masks (a target), so each refresh checks that it is zero outside
+        the pattern; while it is not, forwards run dense, and after ``GIVE_UP_AFTER`` such refreshes in a row (a
+        Polyak average, which never reaches exact zeros) the layer goes back to dense for good."""
+        self.key, self.module, self.current_masks, self.verify = key, module, current_masks, verify
         self.mask, self.mask_version = mask, mask._version
+        self.usable, self.failures, self.gave_up = True, 0, False
         pattern = (mask != 0).to(module.weight.device)
         self.index = pattern.flatten().nonzero().squeeze(1)
         self.values = torch.empty(self.index.numel(), dtype=module.weight.dtype, device=module.weight.device)
@@ -79,6 +86,12 @@ class SparseLinear:
         weight = self.module.weight.detach()
         torch.index_select(weight.reshape(-1), 0, self.index, out=self.values)
         self.weight_version = self.module.weight._version
+        if self.verify:  # O(n), but only when the copy changed: a hard target's sync
+            self.usable = int(weight.count_nonzero()) == int(self.values.count_nonzero())
+            self.failures = 0 if self.usable else self.failures + 1
+            if self.failures >= GIVE_UP_AFTER:
+                self.gave_up = True
+                self.remove()
 
     def same_pattern(self, mask: torch.Tensor) -> bool:
         flat = mask.reshape(-1)
@@ -90,6 +103,8 @@ class SparseLinear:
             return F.linear(x, module.weight, module.bias)
         if module.weight._version != self.weight_version:
             self.refresh()
+        if not self.usable:
+            return F.linear(x, module.weight, module.bias)
         lead, features = x.shape[:-1], x.shape[-1]
         flat = x.reshape(-1, features)
         if flat.shape[0] == 1:  # acting: CSR matrix-vector is the fast kernel at batch 1
@@ -155,25 +170,22 @@ class SparseInference(Callback):
         self.layers: list[SparseLinear] = []
         self.decisions: list[Decision] | None = None
         self.converted_at: int | None = None  # update count at conversion
+        self._targets: dict[str, SparseLinear] = {}
         self._stored: dict | None = None
 
     def candidates(self, trainer: TrainerView) -> dict[str, nn.Linear]:
-        """Every ``nn.Linear`` whose weight the method masks, by mask key; target copies only if masked each update."""
-        nets = dict(trainer.agent.networks())
-        modules: dict[str, nn.Linear] = {}
+        """Every ``nn.Linear`` whose weight the method masks, by mask key (not ``NoisyLinear``: its noise)."""
         masks = self.method.current_masks() or {}
-        target_keys = getattr(getattr(self.method, "pruner", None), "target_params", {})
-        for net, module in nets.items():
-            for name, m in module.named_modules():
-                key = f"{net}/{name}.weight"
-                if type(m) is nn.Linear and key in masks:  # not NoisyLinear: its noise
-                    modules[key] = m
-        for net, module in trainer.agent.target_networks().items():
-            for name, m in module.named_modules():
-                key = f"{net}/{name}.weight"
-                if type(m) is nn.Linear and key in target_keys and key in modules:
-                    modules[f"target:{key}"] = m
-        return modules
+        return {f"{net}/{name}.weight": m for net, module in trainer.agent.networks().items()
+                for name, m in module.named_modules() if type(m) is nn.Linear and f"{net}/{name}.weight" in masks}
+
+    def target_copies(self, trainer: TrainerView, key: str) -> list[nn.Linear]:
+        net, name = key.split("/", 1)
+        target = trainer.agent.target_networks().get(net)
+        if target is None:
+            return []
+        module = dict(target.named_modules()).get(name.removesuffix(".weight"))
+        return [module] if type(module) is nn.Linear else []
 
     def on_train_start(self, trainer: TrainerView) -> None:
         self._maybe_convert(trainer)
@@ -189,9 +201,9 @@ class SparseInference(Callback):
         stored = self._stored or {}
         kept = {d["key"]: d for d in stored.get("decisions") or []}  # a resumed run keeps its choice
         decisions = []
+        remasked = getattr(getattr(self.method, "pruner", None), "target_params", {})  # mask_targets
         for key, module in self.candidates(trainer).items():
-            mask_key = key.removeprefix("target:")
-            mask = masks[mask_key]
+            mask = masks[key]
             sparsity = 1.0 - float((mask != 0).sum()) / mask.numel()
             if key in kept:
                 converted, why = kept[key]["converted"], kept[key]["why"]
@@ -200,16 +212,39 @@ class SparseInference(Callback):
             elif sparsity < MIN_SPARSITY:
                 converted, why = False, f"below {MIN_SPARSITY:.0%} sparse"
             else:
-                ratio = sparse_over_dense(SparseLinear(mask_key, module, mask, self.method.current_masks))
+                ratio = sparse_over_dense(SparseLinear(key, module, mask, self.method.current_masks))
                 converted, why = ratio <= GAIN_REQUIRED, f"CSR {ratio:.2f}x dense at batch 1"
-            if converted:
-                layer = SparseLinear(mask_key, module, mask, self.method.current_masks)
-                layer.install()
-                self.layers.append(layer)
-            decisions.append(Decision(key, tuple(module.weight.shape), sparsity, converted, why))
+            shape = tuple(module.weight.shape)
+            decisions.append(Decision(key, shape, sparsity, converted, why))
+            if not converted:
+                continue
+            self._install(SparseLinear(key, module, mask, self.method.current_masks))
+            for copy in self.target_copies(trainer, key):
+                verify = key not in remasked
+                self._targets[f"target:{key}"] = self._install(
+                    SparseLinear(key, copy, mask, self.method.current_masks, verify=verify))
+                decisions.append(Decision(f"target:{key}", shape, sparsity, True,
+                                          "checked against the pattern at each change" if verify
+                                          else "re-masked after every update"))
         self.decisions = decisions
         self.converted_at = stored.get("converted_at") if kept else trainer.updates
         print(self.report(), flush=True)
+
+    def _install(self, layer: SparseLinear) -> SparseLinear:
+        layer.install()
+        self.layers.append(layer)
+        return layer
+
+    def current(self) -> list[Decision]:
+        """The decisions, with the target copies that went back to dense marked so."""
+        out = []
+        for d in self.decisions or []:
+            layer = self._targets.get(d.key)
+            if layer is not None and layer.gave_up:
+                d = Decision(d.key, d.shape, d.sparsity, False, f"back to dense: the copy held weights outside the "
+                             f"pattern at {GIVE_UP_AFTER} changes in a row (a Polyak average never reaches exact 0)")
+            out.append(d)
+        return out
 
     def report(self) -> str:
         if not self.decisions:
@@ -221,7 +256,7 @@ class SparseInference(Callback):
     def summary(self) -> dict:
         return {"converted_at_update": self.converted_at,
                 "layers": {d.key: {"shape": list(d.shape), "sparsity": d.sparsity, "converted": d.converted,
-                                   "why": d.why} for d in self.decisions or []}}
+                                   "why": d.why} for d in self.current()}}
 
     def on_train_end(self, trainer: TrainerView) -> None:
         for layer in self.layers:
@@ -230,7 +265,7 @@ class SparseInference(Callback):
     def state_dict(self) -> dict:
         if self.decisions is None:
             return {"decisions": None, "converted_at": None}
-        return {"decisions": [{"key": d.key, "converted": d.converted, "why": d.why} for d in self.decisions],
+        return {"decisions": [{"key": d.key, "converted": d.converted, "why": d.why} for d in self.current()],
                 "converted_at": self.converted_at}
 
     def load_state_dict(self, state: dict) -> None:

@@ -71,8 +71,8 @@ def test_nature_cnn_acts_from_csr_equal_to_the_masked_dense_network(always_conve
     agent, method, converter, trainer = sparse_agent(["agent=dqn", "network.padding=same"], (4, 84, 84), 6)
     converter.on_train_start(trainer)
     converted = {d.key: d for d in converter.decisions if d.converted}
-    assert list(converted) == ["online/features.fc1.weight"] and converted["online/features.fc1.weight"].shape == (
-        512, 7744)
+    assert list(converted) == ["online/features.fc1.weight", "target:online/features.fc1.weight"]
+    assert converted["online/features.fc1.weight"].shape == (512, 7744)
     assert not next(d for d in converter.decisions if d.key == "online/head.weight").converted  # 512×6: small
     layer = converter.layers[0]
     assert layer.module is agent.online.features.fc1 and layer.nnz == int(method.pruner.masks[layer.key].sum())
@@ -102,7 +102,8 @@ def test_sac_width_5_actor_and_critics_equal_the_masked_dense_networks_as_they_t
     agent, method, converter, trainer = sparse_agent(["agent=sac", "env=dmc", "network.width=5"], (5,), 1)
     converter.on_train_start(trainer)
     converted = sorted(d.key for d in converter.decisions if d.converted)
-    assert converted == ["actor/features.fc2.weight", "critic1/features.fc2.weight", "critic2/features.fc2.weight"]
+    assert converted == ["actor/features.fc2.weight", "critic1/features.fc2.weight", "critic2/features.fc2.weight",
+                         "target:critic1/features.fc2.weight", "target:critic2/features.fc2.weight"]
     assert all(layer.module.weight.shape == (1280, 1280) for layer in converter.layers)
     g = torch.Generator().manual_seed(1)
     obs = {b: torch.randn(b, 5, generator=g) for b in (1, 7, 256)}
@@ -160,7 +161,7 @@ def test_a_resumed_run_converts_the_layers_it_chose_without_timing_again(always_
     trainer.resumed, trainer.updates = True, 7
     converter.on_train_start(trainer)
     assert [d.key for d in converter.decisions if d.converted] == chosen
-    assert converter.converted_at == 0 and len(converter.layers) == 3
+    assert converter.converted_at == 0 and len(converter.layers) == 5  # actor, two critics, two target critics
 
 
 def test_gmp_converts_after_its_last_mask_update_in_a_real_run(tmp_path, always_convert, capsys):
@@ -178,7 +179,7 @@ def test_gmp_converts_after_its_last_mask_update_in_a_real_run(tmp_path, always_
     assert layers["online/features.fc2.weight"]["converted"] and layers["online/features.fc2.weight"]["shape"] == [
         336, 480]
     assert not layers["online/features.fc1.weight"]["converted"]  # 4→480: small
-    assert "sparse inference at update 801: 1 of 3 layers CSR" in capsys.readouterr().out
+    assert "sparse inference at update 801: 2 of 4 layers CSR" in capsys.readouterr().out
     assert math.isfinite(summary["final_eval_return"]) and summary["sparsity"] == pytest.approx(0.9, abs=2e-3)
     assert json.loads((tmp_path / "summary.json").read_text())["sparse_inference"] == si
 
@@ -220,7 +221,7 @@ def test_a_run_killed_after_conversion_resumes_exactly_with_the_layers_it_chose(
     baseline, run_dir = tmp_path / "baseline", tmp_path / "run"
     out = run_train(*args, f"hydra.run.dir={baseline}")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "sparse inference at update 2001: 1 of 3 layers CSR" in out.stdout
+    assert "sparse inference at update 2001: 2 of 4 layers CSR" in out.stdout
     assert interrupt("SIGKILL", "step", 2903, [*args, f"hydra.run.dir={run_dir}"]).returncode == -9
     resumed = run_train(*args, f"hydra.run.dir={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -233,3 +234,43 @@ def test_a_run_killed_after_conversion_resumes_exactly_with_the_layers_it_chose(
             layer.pop("why")  # the measured ratio differs from process to process
     assert a == b and b["sparse_inference"]["layers"]["online/features.fc2.weight"]["converted"]
     assert metric_rows(run_dir) == metric_rows(baseline)
+
+
+def test_a_hard_target_copy_acts_from_csr_once_it_holds_the_pattern(always_convert):
+    """DQN's target is a hard copy nothing re-masks: while it holds weights outside the pattern (a copy taken before
+    the masks froze) its forwards run dense; after the next sync it runs from CSR, equal to the dense target."""
+    agent, method, converter, trainer = sparse_agent(["agent=dqn", "network.padding=same"], (4, 84, 84), 6)
+    converter.on_train_start(trainer)
+    target = next(layer for layer in converter.layers if layer.module is agent.target.features.fc1)
+    assert target.verify and target.usable
+    x = torch.randint(0, 256, (32, 4, 84, 84), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    with torch.no_grad():
+        agent.target.features.fc1.weight.add_(1e-3)  # an older copy: weights outside the pattern
+    assert_equal_to_dense(agent.target, x)
+    assert not target.usable and target.failures == 1
+    train_steps(agent, {"online": agent.online}, {"online": x})
+    agent.sync_target()
+    assert_equal_to_dense(agent.target, x)
+    assert target.usable and target.failures == 0
+    with torch.enable_grad():
+        dense = agent.target(x).detach()
+    with torch.no_grad():
+        torch.testing.assert_close(agent.target(x), dense, rtol=1e-5, atol=1e-5 * float(dense.abs().max()))
+
+
+def test_a_polyak_target_outside_the_pattern_goes_back_to_dense_for_good(always_convert):
+    agent, method, converter, trainer = sparse_agent(["agent=sac", "env=dmc", "network.width=5"], (5,), 1)
+    converter.on_train_start(trainer)
+    copy = agent.target1.features.fc2
+    layer = next(la for la in converter.layers if la.module is copy)
+    x = torch.randn(4, 6)
+    for i in range(sparse_inference.GIVE_UP_AFTER):
+        assert "forward" in copy.__dict__
+        with torch.no_grad():
+            copy.weight.mul_(0.99).add_(1e-4)  # an average with a dense tensor: no exact zeros anywhere
+        assert_equal_to_dense(agent.target1.features, x)
+        assert layer.failures == i + 1
+    assert layer.gave_up and "forward" not in copy.__dict__
+    why = converter.summary()["layers"]["target:critic1/features.fc2.weight"]
+    assert not why["converted"] and "back to dense" in why["why"]
+    assert converter.summary()["layers"]["target:critic2/features.fc2.weight"]["converted"]
