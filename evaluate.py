@@ -32,14 +32,10 @@ from core.run_files import CONFIG
 from envs import make_env
 from envs.registry import ENVS
 from envs.video import film_strip, frames_per_second, record_episodes, video_unavailable
-from pruning.measure import weight_sparsity
 from training.checkpoint import Checkpointer, CheckpointError
 from training.loop import play_episodes
 
 SEED_OFFSET = 2_000_003  # default seed: the run's + this, neither its training (seed) nor its evaluation seeds
-EXPORT_FORMAT = "pedrl.export/1"
-
-
 def find_checkpoint(run_dir: Path, step: int | None) -> Path:
     checkpoints = Checkpointer(run_dir / "checkpoints", 1)
     steps = checkpoints.steps()
@@ -88,32 +84,24 @@ def build(cfg: suite.Config, state: dict, seed: int, device: torch.device, rende
 
 
 def export(cfg: suite.Config, agent, env, step: int, run_dir: Path, path: Path) -> dict:
-    """The acting network (DQN, Rainbow: the online Q-network; SAC: the actor) alone: its plain ``state_dict`` (an
-    adapter folded in), the configs that rebuild it and its measured sparsity, loadable with ``weights_only=True``."""
+    """The acting network (DQN, Rainbow: the online Q-network; SAC: the actor) alone, an adapter folded in, in the
+    format of ``suite.export_payload``."""
     name, net = next(iter(agent.networks().items()))
     try:
         state = merged_state_dict(net, masked=False) if cfg.adapter.name != "none" else net.state_dict()
     except ValueError as e:
         raise ConfigError("--export", str(path), f"adapter={cfg.adapter.name}: {e}") from None
-    config = {key: suite.plain(getattr(cfg, key)) for key in ("agent", "network", "env")}
-    payload = {"format": EXPORT_FORMAT, "network_name": name, "state_dict": {k: v.cpu() for k, v in state.items()},
-               **config, "observation_shape": list(env.observation_space.shape), "n_out": n_outputs(env),
-               "sparsity": weight_sparsity({name: net})[name], "step": step, "run": str(run_dir)}
+    payload = suite.export_payload(cfg, name, net, state, env, step, run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return payload
-
-
-def n_outputs(env) -> int:
-    space = env.action_space
-    return int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
 
 
 def load_exported(path: str | Path, seed: int = 0, device: str = "cpu"):
     """An exported network inside a fresh agent of its kind (``agent.act(obs, 0, eval_mode=True)`` acts with it),
     and the env it was trained on, preprocessing included (seeded action space; reset it with a seed)."""
     payload = torch.load(path, map_location=device, weights_only=True)
-    if payload.get("format") != EXPORT_FORMAT:
+    if payload.get("format") != suite.EXPORT_FORMAT:
         raise ValueError(f"{path} is not an export of this suite (format {payload.get('format')!r})")
 
     agent_cfg, network_cfg, env_cfg = (OmegaConf.to_object(suite.typed(r, payload[k])) for r, k in

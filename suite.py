@@ -30,13 +30,13 @@ from core.errors import ConfigError, require
 from core.protocols import Agent, ResumableEnv
 from core.registry import Registry
 from core.run_files import CONFIG, INIT, is_complete
-from core.spaces import ActionKind
 from envs import frame_stack, make_env, slot_sizes
 from envs.registry import ENVS
 from envs.snapshot import EpisodeRecorder
 from envs.video import EpisodeVideo, frames_per_second, video_unavailable
 from pruning.health import HealthCallback, HealthConfig
 from pruning.lottery import Lottery, TicketSource
+from pruning.measure import weight_sparsity
 from pruning.method import PruningMethod
 from pruning.redo import ReDo, ReDoConfig
 from pruning.registry import METHODS
@@ -310,11 +310,31 @@ def adapter_transform(cfg: Config, plan: InitPlan | None):
         raise ConfigError("adapter.targets", list(getattr(cfg.adapter, "targets", [])), str(e)) from None
 
 
-def export_adapted(cfg: Config, agent: Agent, replay: ReplayBuffer, run_dir: Path) -> dict:
+EXPORT_FORMAT = "pedrl.export/1"
+
+
+def n_outputs(env) -> int:
+    """The network's output count for ``env``'s actions: one per discrete action, or the action dimension."""
+    space = env.action_space
+    return int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
+
+
+def export_payload(cfg: Config, name: str, net: nn.Module, state: dict[str, torch.Tensor], env, step: int,
+                   run_dir: Path, **extra) -> dict:
+    """One network as the suite exports it (``evaluate.load_exported`` reads it back): its plain ``state_dict``, the
+    agent, network and env configs that rebuild it, the observation shape and output count, and the measured
+    sparsity of ``net`` (the network ``state`` is loaded in). Loadable with ``torch.load(..., weights_only=True)``."""
+    return {"format": EXPORT_FORMAT, "network_name": name, "state_dict": {k: v.cpu() for k, v in state.items()},
+            **{key: plain(getattr(cfg, key)) for key in ("agent", "network", "env")},
+            "observation_shape": list(env.observation_space.shape), "n_out": n_outputs(env),
+            "sparsity": weight_sparsity({name: net})[name], "step": step, "run": str(run_dir), **extra}
+
+
+def export_adapted(cfg: Config, agent: Agent, replay: ReplayBuffer, env, step: int, run_dir: Path) -> dict:
     """With ``adapter.export``, each network with its adapter folded in (``adapters/merge.py``) as
-    ``export/<network>.pt``: the plain ``state_dict`` (loadable with ``weights_only=True``) and the configs that
-    rebuild it. Returns, per network, the file and the largest change of its outputs on 256 replay states against
-    the adapted network (float rounding for ``dense``; the cost of keeping the zeros for ``masked``)."""
+    ``export/<network>.pt``, in the format of ``export_payload`` (``export`` says dense or masked). Returns, per
+    network, the file and the largest change of its outputs on 256 replay states against the adapted network (float
+    rounding for ``dense``; the cost of keeping the zeros for ``masked``)."""
     mode = getattr(cfg.adapter, "export", "none")
     if mode == "none":
         return {}
@@ -331,8 +351,7 @@ def export_adapted(cfg: Config, agent: Agent, replay: ReplayBuffer, run_dir: Pat
         with torch.no_grad():
             change = float((folded(inputs[name]) - net(inputs[name])).abs().max())
         path = run_dir / "export" / f"{name}.pt"
-        torch.save({"state_dict": state, "agent": cfg.agent.name, "network": plain(cfg.network),
-                    "env_id": str(cfg.env.id), "export": mode}, path)
+        torch.save(export_payload(cfg, name, folded, state, env, step, run_dir, export=mode), path)
         out[name] = {"path": str(path.relative_to(run_dir)), "max_output_change": change}
     return out
 
@@ -395,10 +414,8 @@ def build_env(cfg: Config, mode: str, video_dir: Path | None = None) -> Resumabl
 def build_agent(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device,
                 transform=None) -> Agent:
     """``transform`` is applied to every network the agent builds (an adapter), before its optimizers exist."""
-    spec = AGENTS.get(cfg.agent.name)
-    space = env.action_space
-    n_out = int(space.n) if spec.actions == ActionKind.discrete else int(space.shape[0])
-    return spec.target(cfg.agent, cfg.network, env.observation_space.shape, n_out, rng, device, transform=transform)
+    return AGENTS.get(cfg.agent.name).target(cfg.agent, cfg.network, env.observation_space.shape, n_outputs(env), rng,
+                                             device, transform=transform)
 
 
 def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device) -> ReplayBuffer:

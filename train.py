@@ -148,7 +148,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
             tracker.finish()
         env.close()
         eval_env.close()
-    exported = suite.export_adapted(cfg, agent, replay, run_dir)
+    exported = suite.export_adapted(cfg, agent, replay, env, trainer.env_step, run_dir)
     sparse = [cb for cb in own if isinstance(cb, SparseInference)]
     summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),
                "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,

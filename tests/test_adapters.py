@@ -14,6 +14,7 @@ from adapters.read import add_read
 from adapters.vera import add_vera
 from agents.dqn import DQN, DQNConfig
 from agents.networks import ImpalaConfig, MinAtarCNNConfig, MLPConfig, NatureCNNConfig, build_network
+from evaluate import load_exported
 from pruning.measure import prunable_weights
 from tests.conftest import run_train
 from tests.test_resume import assert_same_run, interrupt
@@ -203,3 +204,13 @@ def test_a_run_exports_its_merged_networks_masked_keeps_the_zeros(tmp_path, sour
     for k, v in src["agent"]["online"].items():
         assert torch.equal(exported["state_dict"][k] == 0, v == 0) or k.endswith("bias"), k  # the zeros kept
     assert summary["export"]["online"]["max_output_change"] >= 0 and exported["network"]["name"] == "mlp"
+    assert exported["format"] == "pedrl.export/1" and exported["export"] == "masked"
+    weights = [v for v in exported["state_dict"].values() if v.dim() > 1]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert exported["sparsity"] == pytest.approx(zeros) and zeros >= 0.5  # the 50%-sparse source's zeros
+    agent, env = load_exported(tmp_path / summary["export"]["online"]["path"])  # the same format as evaluate.py's
+    state = agent.online.state_dict()
+    assert state.keys() == exported["state_dict"].keys()
+    assert all(torch.equal(state[k], exported["state_dict"][k]) for k in state)
+    obs, _ = env.reset(seed=0)
+    assert env.action_space.contains(agent.act(obs, 0, eval_mode=True))
