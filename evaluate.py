@@ -36,6 +36,8 @@ from training.checkpoint import Checkpointer, CheckpointError
 from training.loop import play_episodes
 
 SEED_OFFSET = 2_000_003  # default seed: the run's + this, neither its training (seed) nor its evaluation seeds
+
+
 def find_checkpoint(run_dir: Path, step: int | None) -> Path:
     checkpoints = Checkpointer(run_dir / "checkpoints", 1)
     steps = checkpoints.steps()

@@ -5,10 +5,9 @@ about 5% of the work.
 
 The gradient path is untouched: a forward with gradients enabled (the learner's online forward) runs the masked
 dense weights exactly as before, and backward through CSR gains nothing on CPU; the learner's no-grad forwards (a
-target, next actions) do use CSR. The CSR copy keeps the mask's pattern (its row pointers and
-column indices are fixed) and its values are gathered from the dense weight in O(nnz) whenever the weight has changed
-since (its version counter moved: an optimizer step, a target copy, a checkpoint load), at the first no-grad forward
-after the change.
+target, next actions) do use CSR. The CSR copy keeps the mask's pattern (its row pointers and column indices are
+fixed) and its values are gathered from the dense weight in O(nnz) whenever the weight has changed since (its version
+counter moved: an optimizer step, a target copy, a checkpoint load), at the first no-grad forward after the change.
 
 Which layers: ``nn.Linear`` weights the method masks, at least ``MIN_WEIGHTS`` weights and half sparse, and only where
 a timed check at batch 1 shows the CSR forward at most ``GAIN_REQUIRED`` of the dense one (on CPU a 256×256 layer is
@@ -205,6 +204,7 @@ class SparseInference(Callback):
         for key, module in self.candidates(trainer).items():
             mask = masks[key]
             sparsity = 1.0 - float((mask != 0).sum()) / mask.numel()
+            layer = None
             if key in kept:
                 converted, why = kept[key]["converted"], kept[key]["why"]
             elif module.weight.numel() < MIN_WEIGHTS:
@@ -212,13 +212,14 @@ class SparseInference(Callback):
             elif sparsity < MIN_SPARSITY:
                 converted, why = False, f"below {MIN_SPARSITY:.0%} sparse"
             else:
-                ratio = sparse_over_dense(SparseLinear(key, module, mask, self.method.current_masks))
+                layer = SparseLinear(key, module, mask, self.method.current_masks)
+                ratio = sparse_over_dense(layer)
                 converted, why = ratio <= GAIN_REQUIRED, f"CSR {ratio:.2f}x dense at batch 1"
             shape = tuple(module.weight.shape)
             decisions.append(Decision(key, shape, sparsity, converted, why))
             if not converted:
                 continue
-            self._install(SparseLinear(key, module, mask, self.method.current_masks))
+            self._install(layer or SparseLinear(key, module, mask, self.method.current_masks))
             for copy in self.target_copies(trainer, key):
                 verify = key not in remasked
                 self._targets[f"target:{key}"] = self._install(
