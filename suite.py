@@ -428,8 +428,7 @@ def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, devic
 def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningMethod, list[Callback]]:
     """The suite's own callbacks in the order they run: loading ``init.from_run`` (``plan``), the pruning method,
     ReDo and the last-layer reset when enabled (after the method, under its masks), sparse inference when enabled,
-    then the health probe; and the
-    method alone (its ``target`` goes into ``summary.json``)."""
+    then the health probe; and the method alone (its ``target`` goes into ``summary.json``)."""
     method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates,
                                                   seed=cfg.seed)
     if isinstance(method, Lottery):
@@ -439,7 +438,7 @@ def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningM
         extra.append(ReDo(cfg.redo, cfg.seed, method.current_masks))
     if cfg.reset.enabled:
         extra.append(Reset(cfg.reset, cfg.seed, method.current_masks))
-    if cfg.pruning.sparse_inference:
+    if getattr(cfg.pruning, "sparse_inference", False):  # a plugin's schema need not extend MethodConfig
         if cfg.sparsity > 0:
             extra.append(SparseInference(method))
         else:
