@@ -15,6 +15,7 @@ from pruning import sparse_inference
 from pruning.sparse_inference import MaskChangedError, SparseInference, SparseLinear
 from pruning.sparse_training import SparseTraining
 from tests.conftest import run_train
+from tests.test_resume import CARTPOLE, interrupt, metric_rows
 
 
 class Log:
@@ -214,8 +215,6 @@ def test_a_run_killed_after_conversion_resumes_exactly_with_the_layers_it_chose(
     2,500), so the 960→672 layer turns CSR after it (at 95% it is about 0.4 of dense, far below the 0.9 the timed
     check needs). Killed at step 2,903, the run resumes from the checkpoint at 2,800, which holds the choice, and
     ends exactly as an uninterrupted run: every logged number, the summary, the final weights."""
-    from tests.test_resume import CARTPOLE, interrupt, metric_rows
-
     args = [*(a for a in CARTPOLE if not a.startswith("sparsity=")), "network.width=8", "sparsity=0.95",
             "pruning.sparse_inference=true"]
     baseline, run_dir = tmp_path / "baseline", tmp_path / "run"
