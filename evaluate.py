@@ -7,7 +7,8 @@ the agent's evaluation policy (ε = ``agent.eval_epsilon``; SAC's mean action) o
 and writes ``eval/<step>/returns.json``. ``--video`` films the first N episodes (default 1) to MP4s with Gymnasium's
 ``RecordVideo`` and a ``strip.png`` of 8 frames; ``--export`` writes the acting network alone (below). Overrides such
 as ``env.id=Breakout env.mode=4`` (or ``--env.id=...``) evaluate on another game or mode with the same spaces; their
-results go to ``eval/<step>_<overrides>/``. The run folder is never written outside ``eval/`` (and the export path).
+results go to ``eval/<step>_<overrides>/``. A run trained with ``pruning.sparse_inference=true`` plays its converted
+layers from CSR, as its own evaluations did. The run folder is never written outside ``eval/`` (and the export path).
 
 ``load_exported(path)`` gives back an exported network inside its agent, with the env it was trained on.
 """
@@ -32,6 +33,7 @@ from core.run_files import CONFIG
 from envs import make_env
 from envs.registry import ENVS
 from envs.video import film_strip, frames_per_second, record_episodes, video_unavailable
+from pruning.sparse_inference import convert_for_playing
 from training.checkpoint import Checkpointer, CheckpointError
 from training.loop import play_episodes
 
@@ -83,6 +85,18 @@ def build(cfg: suite.Config, state: dict, seed: int, device: torch.device, rende
                                   f"is {tuple(theirs[key].shape)} in the run, {tuple(value.shape)} here)")
         net.load_state_dict(theirs)
     return env, agent
+
+
+def sparse_layers(cfg: suite.Config, agent, state: dict) -> list:
+    """With ``pruning.sparse_inference=true`` the layers the run had converted when the checkpoint was written play
+    from CSR, as its own evaluations did (``pruning.sparse_inference=false`` on the command line plays them dense)."""
+    if not getattr(cfg.pruning, "sparse_inference", False):
+        return []
+    stored = next((s for k, s in state["callbacks"].items() if k.endswith(":SparseInference")), None)
+    layers = convert_for_playing(agent.networks(), stored)
+    if layers:
+        print(f"sparse inference: {', '.join(layer.key for layer in layers)} from CSR, as the run chose")
+    return layers
 
 
 def export(cfg: suite.Config, agent, env, step: int, run_dir: Path, path: Path) -> dict:
@@ -156,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         seed = cfg.seed + SEED_OFFSET if args.seed is None else args.seed
         torch.manual_seed(seed)
         env, agent = build(cfg, state, seed, torch.device(args.device), render=args.video > 0)
+        sparse = sparse_layers(cfg, agent, state)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -178,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     mean, std = float(np.mean(returns)), float(np.std(returns))
     out.mkdir(parents=True, exist_ok=True)
     record = {"run": str(run_dir), "checkpoint": checkpoint.name, "step": step, "sha256": sha256, "seed": seed,
-              "overrides": overrides, "episodes": len(returns), "returns": returns, "lengths": lengths,
-              "mean": mean, "std": std}
+              "overrides": overrides, "sparse_inference": [layer.key for layer in sparse], "episodes": len(returns),
+              "returns": returns, "lengths": lengths, "mean": mean, "std": std}
     (out / "returns.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{run_dir} at agent step {step:,}: return {mean:.2f} ± {std:.2f} over {len(returns)} episodes "
           f"(seed {seed}) -> {out / 'returns.json'}")

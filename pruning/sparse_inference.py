@@ -146,6 +146,23 @@ def sparse_over_dense(layer: SparseLinear, repeats: int = 30) -> float:
     return sparse / dense
 
 
+def convert_for_playing(networks: dict[str, nn.Module], stored: dict | None) -> list[SparseLinear]:
+    """The online layers a run converted (its checkpointed choice), converted again on loaded weights, for playing
+    a checkpoint (``evaluate.py``). Nothing trains there, so a layer's pattern is its weight's nonzeros and no method
+    is needed. Nothing is converted if the checkpoint was written before the run converted."""
+    layers = []
+    for d in (stored or {}).get("decisions") or []:
+        if not d["converted"] or d["key"].startswith("target:"):
+            continue
+        net, name = d["key"].split("/", 1)
+        module = dict(networks[net].named_modules())[name.removesuffix(".weight")]
+        masks = {d["key"]: module.weight.detach() != 0}
+        layer = SparseLinear(d["key"], module, masks[d["key"]], lambda masks=masks: masks)
+        layer.install()
+        layers.append(layer)
+    return layers
+
+
 @dataclass
 class Decision:
     key: str

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import evaluate
 import suite
 import train
 from pruning import sparse_inference
@@ -16,6 +17,7 @@ from pruning.sparse_inference import MaskChangedError, SparseInference, SparseLi
 from pruning.sparse_training import SparseTraining
 from tests.conftest import run_train
 from tests.test_resume import CARTPOLE, interrupt, metric_rows
+from training import checkpoint as training_checkpoint
 
 
 class Log:
@@ -210,19 +212,27 @@ def test_sparse_linear_keeps_leading_dimensions_and_a_missing_bias():
     assert "forward" not in linear.__dict__
 
 
-def test_a_run_killed_after_conversion_resumes_exactly_with_the_layers_it_chose(tmp_path):
-    """CartPole DQN at width 8 (960 and 672 units) and 95%: GMP's last mask update is at update 2,000 (agent step
-    2,500), so the 960→672 layer turns CSR after it (at 95% it is about 0.4 of dense, far below the 0.9 the timed
-    check needs). Killed at step 2,903, the run resumes from the checkpoint at 2,800, which holds the choice, and
-    ends exactly as an uninterrupted run: every logged number, the summary, the final weights."""
-    args = [*(a for a in CARTPOLE if not a.startswith("sparsity=")), "network.width=8", "sparsity=0.95",
-            "pruning.sparse_inference=true"]
-    baseline, run_dir = tmp_path / "baseline", tmp_path / "run"
-    out = run_train(*args, f"hydra.run.dir={baseline}")
+# CartPole DQN at width 8 (960 and 672 units) and 95%: GMP's last mask update is at update 2,000 (agent step 2,500),
+# so the 960→672 layer turns CSR after it (at 95% it is about 0.4 of dense, far below the 0.9 the timed check needs).
+SPARSE_CARTPOLE = [*(a for a in CARTPOLE if not a.startswith("sparsity=")), "network.width=8", "sparsity=0.95",
+                   "pruning.sparse_inference=true"]
+
+
+@pytest.fixture(scope="module")
+def converted_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("converted") / "run"
+    out = run_train(*SPARSE_CARTPOLE, f"hydra.run.dir={run_dir}")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "sparse inference at update 2001: 2 of 4 layers CSR" in out.stdout
-    assert interrupt("SIGKILL", "step", 2903, [*args, f"hydra.run.dir={run_dir}"]).returncode == -9
-    resumed = run_train(*args, f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+def test_a_run_killed_after_conversion_resumes_exactly_with_the_layers_it_chose(converted_run, tmp_path):
+    """``SPARSE_CARTPOLE`` killed at step 2,903 resumes from the checkpoint at 2,800, which holds the choice, and
+    ends exactly as an uninterrupted run: every logged number, the summary, the final weights."""
+    baseline, run_dir = converted_run, tmp_path / "run"
+    assert interrupt("SIGKILL", "step", 2903, [*SPARSE_CARTPOLE, f"hydra.run.dir={run_dir}"]).returncode == -9
+    resumed = run_train(*SPARSE_CARTPOLE, f"hydra.run.dir={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {run_dir}/checkpoints/step_000000002800" in resumed.stdout
     a, b = (json.loads((d / "summary.json").read_text()) for d in (baseline, run_dir))
@@ -273,3 +283,29 @@ def test_a_polyak_target_outside_the_pattern_goes_back_to_dense_for_good(always_
     why = converter.summary()["layers"]["target:critic1/features.fc2.weight"]
     assert not why["converted"] and "back to dense" in why["why"]
     assert converter.summary()["layers"]["target:critic2/features.fc2.weight"]["converted"]
+
+
+def test_evaluate_plays_the_layers_the_run_converted_from_csr(converted_run, capsys):
+    """evaluate.py on a checkpoint written after conversion converts the same online layer; asked to play dense
+    (``pruning.sparse_inference=false``) it converts nothing, and the greedy episodes are the same."""
+    tmp_path = converted_run
+    assert evaluate.main([str(tmp_path), "--episodes", "3"]) == 0
+    assert "sparse inference: online/features.fc2.weight from CSR, as the run chose" in capsys.readouterr().out
+    assert evaluate.main([str(tmp_path), "--episodes", "3", "pruning.sparse_inference=false"]) == 0
+    assert "sparse inference" not in capsys.readouterr().out
+    sparse, dense = (json.loads((tmp_path / "eval" / name / "returns.json").read_text())
+                     for name in ("3000", "3000_pruning.sparse_inference=false"))
+    assert sparse["sparse_inference"] == ["online/features.fc2.weight"] and dense["sparse_inference"] == []
+    assert sparse["returns"] == dense["returns"] and sparse["lengths"] == dense["lengths"]
+
+    cfg = evaluate.run_config(tmp_path, [])
+    state, _ = training_checkpoint.Checkpointer.load_state(evaluate.find_checkpoint(tmp_path, None))
+    _, agent = evaluate.build(cfg, state, 0, torch.device("cpu"))
+    layers = evaluate.sparse_layers(cfg, agent, state)
+    x = torch.randn(64, 4)
+    with torch.enable_grad():
+        want = agent.online(x).detach()
+    with torch.inference_mode():
+        got = agent.online(x)
+    assert "forward" in agent.online.features.fc2.__dict__ and layers[0].nnz <= 0.06 * 672 * 960
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
