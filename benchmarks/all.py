@@ -13,7 +13,8 @@
 - gmp: Pong training time at 95% sparsity over dense, and the health probe's share of training time.
 
 Each figure comes from runs that alternate within this process, so drift on a noisy machine hits both sides of a
-ratio. ``--quick`` shortens every run (a smoke test of the command, not a measurement).
+ratio. ``--quick`` shortens every run (a smoke test of the command, not a measurement). ``--device cuda`` runs
+every section on the GPU (training runs get ``device=cuda``), waiting for its kernels wherever a time is taken.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def acting(quick: bool, device: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def minatar_ms_per_step(width: int, steps: int, learning_starts: int = 1000) -> tuple[float, dict]:
-    cfg = suite.compose(["agent=dqn", "env=minatar", "env.id=breakout", f"network.width={width}",
+def minatar_ms_per_step(width: int, steps: int, device: str, learning_starts: int = 1000) -> tuple[float, dict]:
+    cfg = suite.compose(["agent=dqn", "env=minatar", "env.id=breakout", f"network.width={width}", f"device={device}",
                          f"total_env_steps={learning_starts + steps}", f"agent.learning_starts={learning_starts}",
                          "agent.epsilon_decay_steps=1", f"eval.every_env_steps={10 ** 9}", "eval.episodes=1",
                          "checkpoint.replay=false", "progress=false"])
@@ -116,13 +117,13 @@ def minatar_ms_per_step(width: int, steps: int, learning_starts: int = 1000) -> 
     return 1e3 / clock.sps, phases.per_update_ms()
 
 
-def minatar(quick: bool) -> list[tuple[str, str, str]]:
+def minatar(quick: bool, device: str) -> list[tuple[str, str, str]]:
     steps = {1: 2000, 3: 1000, 5: 500} if quick else {1: 20_000, 3: 8_000, 5: 4_000}
     times: dict[int, list[float]] = {w: [] for w in MINATAR_WIDTHS}
     parts: dict[int, dict] = {}
     for _ in range(2):
         for width in MINATAR_WIDTHS:
-            ms, parts[width] = minatar_ms_per_step(width, steps[width])
+            ms, parts[width] = minatar_ms_per_step(width, steps[width], device)
             times[width].append(ms)
     rows, total = [], 0.0
     for width in MINATAR_WIDTHS:
@@ -137,19 +138,20 @@ def minatar(quick: bool) -> list[tuple[str, str, str]]:
     return rows
 
 
-def atari(quick: bool) -> list[tuple[str, str, str]]:
+def atari(quick: bool, device: str) -> list[tuple[str, str, str]]:
     steps, starts = (400, 300) if quick else (3000, 1000)
     rows = []
     for agent in ("dqn", "rainbow"):
         for sparsity in (0.0, 0.9):
             m = atari_sps.measure(steps, starts, [f"agent={agent}", f"sparsity={sparsity}",
-                                                  "pruning.update_freq_updates=100"])
+                                                  "pruning.update_freq_updates=100", f"device={device}"])
             t_learn = (m["before"] + m["after"]) / 2
             bound = 4e3 / t_learn
             rows.append((f"Atari Pong {agent} {sparsity:.0%}: loop SPS / update bound", f"{m['sps'] / bound:.3f}",
                          f"{m['sps']:.1f} SPS, learner step {m['before']:.1f}/{m['after']:.1f} ms, bound {bound:.1f}; "
                          f"per update in the loop: {atari_sps.phase_line(m['phases'])}"))
-    runs = {si: atari_sps.measure(steps, starts, ["pruning=static", "sparsity=0.95", f"pruning.sparse_inference={si}"])
+    runs = {si: atari_sps.measure(steps, starts, ["pruning=static", "sparsity=0.95", f"pruning.sparse_inference={si}",
+                                                  f"device={device}"])
             for si in ("false", "true")}
     off, on = runs["false"], runs["true"]
     rows.append(("Atari Pong dqn static 95%: training SPS, sparse inference / off", f"{on['sps'] / off['sps']:.3f}",
@@ -158,14 +160,14 @@ def atari(quick: bool) -> list[tuple[str, str, str]]:
     return rows
 
 
-def gmp(quick: bool) -> list[tuple[str, str, str]]:
+def gmp(quick: bool, device: str) -> list[tuple[str, str, str]]:
     steps, rounds = (400, 1) if quick else (4000, 2)
     dense, sparse, shares, parts = [], [], [], {}
     for _ in range(rounds):
-        sps, share = pruning_overhead.run(steps, 0.0, [], parts)
+        sps, share = pruning_overhead.run(steps, 0.0, [f"device={device}"], parts)
         dense.append(sps)
         shares.append(share)
-        sps, share = pruning_overhead.run(steps, 0.95, [], parts)
+        sps, share = pruning_overhead.run(steps, 0.95, [f"device={device}"], parts)
         sparse.append(sps)
         shares.append(share)
     ratio = statistics.mean(dense) / statistics.mean(sparse)
@@ -178,7 +180,7 @@ def gmp(quick: bool) -> list[tuple[str, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs: checks the command, measures nothing")
-    parser.add_argument("--device", default="cpu", help="device of the acting-forward section (cpu, cuda)")
+    parser.add_argument("--device", default="cpu", help="where every section runs (cpu, cuda, cuda:N)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     args = parser.parse_args()
     only = [s for s in args.only.split(",") if s]
@@ -194,10 +196,7 @@ def main() -> None:
     for section in only:
         torch.set_num_threads(threads)  # a MinAtar run sets one thread for the whole process
         t0 = time.perf_counter()
-        if section == "acting":
-            new = acting(args.quick, args.device)
-        else:
-            new = globals()[section](args.quick)
+        new = globals()[section](args.quick, args.device)
         rows += new
         for name, value, detail in new:
             print(f"{name:<62} {value:>8}   {detail}", flush=True)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from timing import wait
 
 import suite
 import train
@@ -45,17 +46,20 @@ class Clock(Callback):
 
 class Phases(Callback):
     """Where the loop's time goes, timed inside it: act, env step, replay add, replay sample and update, summed
-    between the first and the last update (the window of ``Clock``) and reported per update."""
+    between the first and the last update (the window of ``Clock``) and reported per update. On a GPU each part
+    waits for its own kernels, so asynchronous work is charged where it is queued."""
 
     PARTS = ("act", "env", "add", "sample", "update")
 
     def __init__(self):
+        self.device = torch.device("cpu")
         self.sums = dict.fromkeys(self.PARTS, 0.0)
         self.window: dict[str, float] = {}
         self.updates = 0
 
     def on_update_end(self, trainer, result):
         if not self.updates:
+            self.device = trainer.agent.device
             for owner, name, part in ((trainer.agent, "act", "act"), (trainer.env, "step", "env"),
                                       (trainer.replay, "add", "add"), (trainer.replay, "sample", "sample"),
                                       (trainer.agent, "update", "update")):
@@ -67,6 +71,7 @@ class Phases(Callback):
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
+            wait(self.device)
             self.sums[part] += time.perf_counter() - t0
             return out
         return timed
@@ -80,8 +85,10 @@ def learner_step_ms(agent, replay, n=50) -> float:
     times = []
     for _ in range(n + 5):
         batch = replay.sample(32)
+        wait(agent.device)
         t0 = time.perf_counter()
         agent.update(batch)
+        wait(agent.device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times[5:]) * 1e3
 
