@@ -46,7 +46,11 @@ def reference_code(tmp_path_factory) -> Path:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: the reference code comes from git")
     if subprocess.run(["git", "cat-file", "-e", f"{REFERENCE}^{{commit}}"], cwd=ROOT).returncode:
-        pytest.skip(f"commit {REFERENCE[:7]} is not in this clone (a shallow clone?)")
+        shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True,
+                                 text=True).stdout.strip() == "true"
+        if shallow:
+            pytest.skip(f"commit {REFERENCE[:7]} is not in this shallow clone")
+        pytest.fail(f"commit {REFERENCE[:7]} is not in this repository's history")
     out = tmp_path_factory.mktemp("reference")
     archive = subprocess.run(["git", "archive", REFERENCE], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
