@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmar
 
 import atari_sps  # noqa: E402
 import pruning_overhead  # noqa: E402
-from timing import median_ms  # noqa: E402
+from timing import median_ms, wait  # noqa: E402
 
 import suite  # noqa: E402
 import train  # noqa: E402
@@ -69,8 +69,7 @@ def forward_ms(net, x, repeats: int) -> float:
     def once():
         with torch.inference_mode():
             net(x)
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
+        wait(x.device)
     return median_ms(once, repeats, warmup=10)
 
 

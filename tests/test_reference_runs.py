@@ -2,20 +2,21 @@
 
 Each case runs one fixed-seed config twice: with the code of ``REFERENCE`` (taken from git) and with the code
 under test, on the same machine, and compares every ``metrics.jsonl`` row and ``summary.json`` once wall-clock
-figures are dropped. Comparing two runs here, rather than against stored numbers, keeps the check exact: CPU
-kernels may round differently on another processor, never on the same one.
+figures are dropped (as the resume tests compare runs). Comparing two runs here, rather than against stored
+numbers, keeps the check exact: CPU kernels may round differently on another processor, never on the same one.
 
 ``REFERENCE`` is the commit before the speed work of issue 18. Move it only with a change that alters results on
 purpose, and say so in the README.
 """
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.test_resume import metric_rows, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "543eeaaf8005020767d1802171527336d038356a"
@@ -34,11 +35,6 @@ CASES = {
                             "pruning=static", "sparsity=0.5", "total_env_steps=1500", "agent.learning_starts=500",
                             "eval.every_env_steps=1500", "eval.episodes=1", "log_every_env_steps=500"],
 }
-WALL_CLOCK = ("wall_time_s", "median_update_ms", "code")
-
-
-def numbers(row: dict) -> dict:
-    return {k: v for k, v in row.items() if "SPS" not in k and "seconds" not in k and k not in WALL_CLOCK}
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +57,9 @@ def run(code: Path, args: list[str], run_dir: Path) -> tuple[list[dict], dict]:
     out = subprocess.run([sys.executable, "train.py", *args, "seed=3", "progress=false", f"hydra.run.dir={run_dir}"],
                          cwd=code, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = [numbers(json.loads(line)) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return rows, numbers(json.loads((run_dir / "summary.json").read_text()))
+    numbers = summary(run_dir)
+    numbers.pop("code")  # the reference, unpacked from git, knows no commit
+    return metric_rows(run_dir), numbers
 
 
 @pytest.mark.parametrize("case", CASES)
