@@ -140,6 +140,9 @@ def validate(cfg: Config) -> None:
         except ConfigError as e:
             raise e.under(prefix) from None
     check_pairing(cfg)
+    compute = getattr(cfg.pruning, "sparse_compute", False)  # a plugin's schema need not extend MethodConfig
+    require(compute is False or compute is True or compute == "auto", "pruning.sparse_compute", compute,
+            "allowed: false, auto, true")
     if cfg.eval.video:
         why = video_unavailable(cfg.env)
         require(why is None, "eval.video", True, why)

@@ -23,6 +23,7 @@ class MethodConfig:
     """What every method's config has."""
 
     sparse_inference: bool = False  # no-grad forwards of large linear layers from CSR once masks are final
+    sparse_compute: Any = False  # false | auto | true: pruned linear layers train from CSR (pruning/sparse_compute.py)
 
 
 class PruningMethod(Callback):
