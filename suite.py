@@ -41,6 +41,7 @@ from pruning.method import PruningMethod
 from pruning.redo import ReDo, ReDoConfig
 from pruning.registry import METHODS
 from pruning.reset import Reset, ResetConfig
+from pruning.sparse_compute import SparseCompute
 from pruning.sparse_inference import SparseInference
 from training.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
 from training.init_from_run import InitConfig, InitFromRun, Source, read_source
@@ -431,7 +432,8 @@ def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, devic
 def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningMethod, list[Callback]]:
     """The suite's own callbacks in the order they run: loading ``init.from_run`` (``plan``), the pruning method,
     ReDo and the last-layer reset when enabled (after the method, under its masks), sparse inference when enabled,
-    then the health probe; and the method alone (its ``target`` goes into ``summary.json``)."""
+    the health probe, then sparse compute when enabled (last: its step hooks follow the pruner's, and a checkpoint
+    may be resumed with it on or off); and the method alone (its ``target`` goes into ``summary.json``)."""
     method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates,
                                                   seed=cfg.seed)
     if isinstance(method, Lottery):
@@ -441,14 +443,23 @@ def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningM
         extra.append(ReDo(cfg.redo, cfg.seed, method.current_masks))
     if cfg.reset.enabled:
         extra.append(Reset(cfg.reset, cfg.seed, method.current_masks))
-    if getattr(cfg.pruning, "sparse_inference", False):  # a plugin's schema need not extend MethodConfig
+    compute = getattr(cfg.pruning, "sparse_compute", False)  # a plugin's schema need not extend MethodConfig
+    if compute is not False and cfg.sparsity == 0:
+        print(f"warning: pruning.sparse_compute={str(compute).lower()} does nothing with sparsity=0: a dense network "
+              "has no masked layer to train from CSR", flush=True)
+        compute = False
+    last: list[Callback] = [SparseCompute(method, compute)] if compute is not False else []
+    if getattr(cfg.pruning, "sparse_inference", False) and compute is not False:
+        print("note: pruning.sparse_compute also runs the no-grad forwards from CSR; pruning.sparse_inference adds "
+              "nothing to it and is left off", flush=True)
+    elif getattr(cfg.pruning, "sparse_inference", False):
         if cfg.sparsity > 0:
             extra.append(SparseInference(method))
         else:
             print("warning: pruning.sparse_inference=true does nothing with sparsity=0: a dense network has no masked "
                   "layer to convert", flush=True)
     first = [InitFromRun(plan.source, ("head.",) if plan.new_head else ())] if plan is not None else []
-    return method, [*first, method, *extra, HealthCallback(cfg.health, cfg.seed)]
+    return method, [*first, method, *extra, HealthCallback(cfg.health, cfg.seed), *last]
 
 
 def loop_config(cfg: Config) -> LoopConfig:

@@ -35,12 +35,13 @@ from agents.networks import count_parameters
 from core.errors import ConfigError
 from core.run_files import CONFIG, INIT, SUMMARY, is_complete
 from pruning.measure import weight_sparsity
+from pruning.sparse_compute import SparseCompute
 from pruning.sparse_inference import SparseInference
 from training.checkpoint import Checkpointer, CheckpointError
 from training.logger import Logger
 from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
 from training.preflight import UserError
-from training.run_folder import check_same_config, exclusive, write_atomic
+from training.run_folder import check_same_config, exclusive, switched, write_atomic
 from training.run_info import code_version
 from training.signals import Aborted, StopRequest
 from training.sweep import clear_failed, mark_failed
@@ -52,7 +53,8 @@ suite.register_configs()
 def learner_bytes(agent) -> dict[str, int]:
     """Memory the learner holds, by kind: every network parameter and buffer (targets included), the trainable
     parameters' gradients, and the optimizers' state (Adam: two moments per trainable tensor); on CUDA also the peak
-    allocated. What an adapter saves against full fine-tuning."""
+    allocated. What an adapter saves against full fine-tuning. A weight that sparse compute holds (``sparse_held``)
+    trains as its kept values: those count as a parameter beside the dense weight, and as the gradient."""
     nets = [*agent.networks().values(), *agent.target_networks().values()]
     seen, params = set(), 0
     for net in nets:
@@ -63,7 +65,11 @@ def learner_bytes(agent) -> dict[str, int]:
     trainable = [p for net in agent.networks().values() for p in net.parameters() if p.requires_grad]
     state = sum(v.numel() * v.element_size() for opt in agent.optimizers().values() for s in opt.state.values()
                 for v in s.values() if torch.is_tensor(v))
-    out = {"parameters": params, "gradients": sum(p.numel() * p.element_size() for p in trainable),
+    held = [p.sparse_held.values for p in trainable if hasattr(p, "sparse_held")]
+    held_bytes = sum(v.numel() * v.element_size() for v in held)
+    dense = [p for p in trainable if not hasattr(p, "sparse_held")]
+    out = {"parameters": params + held_bytes,
+           "gradients": sum(p.numel() * p.element_size() for p in dense) + held_bytes,
            "optimizer": state}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         out["cuda_peak"] = torch.cuda.max_memory_allocated()
@@ -150,6 +156,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         eval_env.close()
     exported = suite.export_adapted(cfg, agent, replay, env, trainer.env_step, run_dir)
     sparse = [cb for cb in own if isinstance(cb, SparseInference)]
+    compute = [cb for cb in own if isinstance(cb, SparseCompute)]
     summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),
                "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,
                "target_sparsity": pruning.target, "num_params": n_params,
@@ -160,6 +167,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                **({"adapter_bytes": adapter_bytes(agent)} if cfg.adapter.name != "none" else {}),
                **({"init": plan.source.summary()} if plan is not None else {}),
                **({"sparse_inference": sparse[0].summary()} if sparse else {}),
+               **({"sparse_compute": compute[0].summary()} if compute else {}),
                **({"export": exported} if exported else {})}
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     checkpointer.finish()
@@ -198,6 +206,9 @@ def run(dcfg: DictConfig, run_dir: Path) -> None:
         Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep).finish()  # if a kill came right after summary
         print(f"run already complete: {run_dir / SUMMARY} (nothing to do)", flush=True)
         return
+    for change in switched(run_dir, dcfg) if resuming else []:
+        print(f"resuming with {change}: the same arithmetic in other kernels, so numbers agree with an unswitched "
+              "run to float rounding, not bit for bit", flush=True)
     if not resuming:
         write_atomic(run_dir / CONFIG, OmegaConf.to_yaml(dcfg, resolve=True))
         write_atomic(run_dir / "version.json", json.dumps(code_version(), indent=2) + "\n")

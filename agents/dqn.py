@@ -160,7 +160,8 @@ class DQN:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                     self.cfg.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
         if self.updates % self._target_every_updates == 0:

@@ -17,6 +17,10 @@ from core.protocols import TrainerView, UpdateResult
 
 
 class Callback:
+    #: Holds no state and may be switched on or off between a run and its resume: left out of checkpoints (such a
+    #: callback comes after every other, so theirs keep their place).
+    outside_checkpoints: bool = False
+
     def on_train_start(self, trainer: TrainerView) -> None:
         pass
 

@@ -127,3 +127,6 @@ class RigL(SET):
 
     def grow_scores(self, key: str, p: torch.Tensor) -> torch.Tensor:
         return p.grad.abs() if p.grad is not None else torch.zeros_like(p)
+
+    def dense_gradient_due(self, update: int) -> bool:
+        return self.is_mask_update(update)

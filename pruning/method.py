@@ -42,5 +42,10 @@ class PruningMethod(Callback):
         """Whether the masks will not change after ``updates`` updates (``sparse_inference`` converts then)."""
         return False
 
+    def dense_gradient_due(self, update: int) -> bool:
+        """Whether update ``update`` (0-based) needs the dense gradient of masked weights (RigL's growth score):
+        sparse compute then forms it for that update only."""
+        return False
+
     def log_sparsity(self, trainer: TrainerView) -> None:
         trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target), trainer.env_step)

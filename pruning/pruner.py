@@ -88,6 +88,7 @@ class MagnitudePruner:
         self.final: dict[str, float] = {}
         self.final_sparsity: float | None = None
         self._owned: dict[int, list[str]] = {}
+        self.held: set[str] = set()  # weights that sparse compute keeps exact at their masks (no O(n) re-apply)
         if sparsity is not None:
             self.set_final(sparsity)
 
@@ -163,7 +164,9 @@ class MagnitudePruner:
     def _apply(self, keys: list[str]) -> None:
         if self.masks is None:
             return
-        torch._foreach_mul_([self.params[k] for k in keys], [self.masks[k] for k in keys])
+        online = [k for k in keys if k not in self.held]
+        if online:
+            torch._foreach_mul_([self.params[k] for k in online], [self.masks[k] for k in online])
         targets = [k for k in keys if k in self.target_params]
         if targets:
             torch._foreach_mul_([self.target_params[k] for k in targets], [self.masks[k] for k in targets])
@@ -217,7 +220,12 @@ class MagnitudePruner:
 @torch.no_grad()
 def zero_optimizer_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, where: torch.Tensor) -> None:
     """Zero the optimizer's per-entry state of ``param`` (Adam's two moments; any state tensor shaped like the
-    parameter) where ``where`` is true, as JaxPruner's ``restart_inner_state`` and Dopamine's ReDo do."""
+    parameter) where ``where`` is true, as JaxPruner's ``restart_inner_state`` and Dopamine's ReDo do. A weight that
+    sparse compute holds (``sparse_held``) keeps its moments over its kept entries, and zeroes those."""
+    held = getattr(param, "sparse_held", None)
+    if held is not None:
+        held.zero_state(where)
+        return
     for value in optimizer.state.get(param, {}).values():
         if torch.is_tensor(value) and value.shape == param.shape:
             value.masked_fill_(where, 0)

@@ -170,14 +170,17 @@ class Trainer:
 
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {"trainer": self.state_dict(), "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
-                 "callbacks": {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)},
+                 "callbacks": {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in self._stateful()},
                  "replay_stored": self.cfg.checkpoint.replay}
         arrays = {f"replay.{k}": v for k, v in self.replay.arrays().items()} if self.cfg.checkpoint.replay else {}
         return state, arrays
 
+    def _stateful(self) -> list[tuple[int, Callback]]:
+        return [(i, cb) for i, cb in enumerate(self.callbacks) if not cb.outside_checkpoints]
+
     def load_checkpoint(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Restore everything but the envs, which ``run`` rebuilds by re-playing the current episode."""
-        names = [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self.callbacks)]
+        names = [f"{i}:{type(cb).__name__}" for i, cb in self._stateful()]
         if names != list(state["callbacks"]):
             raise ResumeError(f"the checkpoint was written with callbacks {list(state['callbacks'])}, this run has "
                               f"{names}")
@@ -188,7 +191,7 @@ class Trainer:
             self.replay.load_state_dict(state["replay"], replay_arrays if self.replay_stored else None)
         except (RuntimeError, ValueError, KeyError) as e:
             raise ResumeError(f"it does not fit this run's agent or replay: {str(e).splitlines()[0]}") from None
-        for cb, cb_state in zip(self.callbacks, state["callbacks"].values(), strict=True):
+        for (_, cb), cb_state in zip(self._stateful(), state["callbacks"].values(), strict=True):
             cb.load_state_dict(cb_state)
         t = state["trainer"]
         self.env_step, self.updates, self.last_eval = t["env_step"], t["updates"], t["last_eval"]

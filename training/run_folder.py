@@ -21,6 +21,8 @@ from core.errors import ConfigError
 from core.run_files import CONFIG
 
 FREE_KEYS = ("progress", "checkpoint")  # may change between the first start and a resume
+# may change too, and the resume says so: the same arithmetic in other kernels (numbers agree to float rounding)
+SWITCHES = ("pruning.sparse_compute",)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -62,8 +64,15 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def differences(stored: dict, current: dict) -> list[str]:
     a, b = _flat(stored), _flat(current)
-    keys = sorted(k for k in a.keys() | b.keys() if k.split(".")[0] not in FREE_KEYS and a.get(k) != b.get(k))
+    keys = sorted(k for k in a.keys() | b.keys()
+                  if k.split(".")[0] not in FREE_KEYS and k not in SWITCHES and a.get(k) != b.get(k))
     return [f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}" for k in keys]
+
+
+def switched(run_dir: Path, cfg) -> list[str]:
+    """The ``SWITCHES`` a resume flips against the run's stored config, as ``key: old -> new``."""
+    a, b = _flat(stored_config(run_dir) or {}), _flat(plain(cfg))
+    return [f"{k}: {a.get(k, False)} -> {b.get(k, False)}" for k in SWITCHES if a.get(k, False) != b.get(k, False)]
 
 
 def stored_config(run_dir: Path) -> dict | None:
