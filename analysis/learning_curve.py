@@ -1,13 +1,15 @@
 """Evaluation return against agent steps for one or more run folders:
 ``python -m analysis.learning_curve runs/a runs/b --out curve.png [--title ...] [--reference 800]``.
 
-Reads ``eval/episodic_return`` (and its std over the evaluation episodes) from each run's ``metrics.jsonl``;
+Reads ``eval/episodic_return`` (and its std over the evaluation episodes) from each run's ``metrics.jsonl`` (or the
+``metrics.jsonl.gz`` of a packed run, ``analysis/pack.py``);
 writes the figure (any extension matplotlib knows: .png, .pdf, .svg).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from pathlib import Path
 def eval_curve(run_dir: Path) -> tuple[list[int], list[float], list[float]]:
     """(steps, mean returns, stds) of every evaluation the run logged, in order."""
     steps, means, stds = [], [], []
-    with open(run_dir / "metrics.jsonl") as f:
+    raw = run_dir / "metrics.jsonl"
+    with open(raw) if raw.is_file() or not (run_dir / "metrics.jsonl.gz").is_file() else \
+            gzip.open(run_dir / "metrics.jsonl.gz", "rt") as f:
         for line in f:
             row = json.loads(line)
             if "eval/episodic_return" in row:
