@@ -45,9 +45,12 @@ from core.callbacks import Callback
 from core.protocols import TrainerView, UpdateResult
 from pruning.method import PruningMethod
 
-MIN_SPARSITY = 0.5  # below this CSR is slower than dense at every size measured
-AUTO_MIN_WEIGHTS = 1 << 17  # auto: 131,072 weights (MinAtar fc1 at width 1 is 1024×128 = 131,072)
-AUTO_MIN_SPARSITY = 0.8
+MIN_SPARSITY = 0.5  # true: below this CSR is slower than dense at every size measured
+# auto: where the training arithmetic at batch 32 and the no-grad forwards at batch 32 and batch 1 all run faster
+# from CSR, measured once (benchmarks/sparse_training.py, README "Sparse compute"): 1024→128 (MinAtar width 1) is
+# slower at batch 1 at every sparsity, 3072→384 (width 3) and larger pay from 90% on, none at 80%.
+AUTO_MIN_WEIGHTS = 1 << 20  # 1,048,576 weights
+AUTO_MIN_SPARSITY = 0.9
 
 
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -81,7 +84,7 @@ class Pattern:
         return _csr(self.crow, self.col, values, self.shape)
 
     def transposed(self, values: torch.Tensor) -> torch.Tensor:
-        return _csr(self.crow_t, self.col_t, values[self.perm], self.shape[::-1])
+        return _csr(self.crow_t, self.col_t, torch.index_select(values, 0, self.perm), self.shape[::-1])
 
 
 def sparse_matmul(pattern_csr: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -162,7 +165,7 @@ class SparseTrainingLinear:
         """Something wrote the dense weight (ReDo, a reset, a load): take its kept entries, zero the rest."""
         weight = self.module.weight
         weight.mul_(self.mask)
-        self.values.copy_(weight.reshape(-1)[self.pattern.index])
+        torch.index_select(weight.reshape(-1), 0, self.pattern.index, out=self.values.data)
         self.weight_version = weight._version
 
     @torch.no_grad()
@@ -171,7 +174,7 @@ class SparseTrainingLinear:
         weight = self.module.weight
         if weight._version != self.weight_version:  # a write between the last forward and this step
             self.gather_from_weight()
-        weight.reshape(-1).index_copy_(0, self.pattern.index, self.values)
+        weight.reshape(-1).scatter_(0, self.pattern.index, self.values.detach())  # faster than index_copy_ on CPU
         self.weight_version = weight._version
         if weight.grad is not None:  # RigL's dense gradient served its growth step
             weight.grad = None

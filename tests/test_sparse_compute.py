@@ -23,13 +23,17 @@ class Log:
         pass
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # cuSPARSE where a GPU is present
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape, sparsity", [((64, 200), 0.5), ((128, 1024), 0.95), ((384, 3072), 0.9),
                                              ((30, 40), 0.99), ((17, 5), 0.7)])
-def test_forward_and_both_gradients_equal_the_masked_dense_layer(shape, sparsity):
+def test_forward_and_both_gradients_equal_the_masked_dense_layer(shape, sparsity, device):
     out_f, in_f = shape
     g = torch.Generator().manual_seed(out_f)
-    dense = nn.Linear(in_f, out_f)
-    mask = (torch.rand(shape, generator=g) >= sparsity).float()
+    dense = nn.Linear(in_f, out_f).to(device)
+    mask = (torch.rand(shape, generator=g) >= sparsity).float().to(device)
     mask[1], mask[:, 2] = 0, 0  # a row and a column with no kept entry
     with torch.no_grad():
         dense.weight.mul_(mask)
@@ -38,11 +42,11 @@ def test_forward_and_both_gradients_equal_the_masked_dense_layer(shape, sparsity
     layer = SparseTrainingLinear("k", layer_module, mask, opt)
     assert layer.nnz == int(mask.sum())
     for batch in (1, 7, 32):
-        x = torch.randn(batch, in_f, generator=g, requires_grad=True)
+        x = torch.randn(batch, in_f, generator=g).to(device).requires_grad_(True)
         x_ref = x.detach().clone().requires_grad_(True)
         out, ref = layer_module(x), dense(x_ref)
         torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
-        grad_out = torch.randn(batch, out_f, generator=g)
+        grad_out = torch.randn(batch, out_f, generator=g).to(device)
         out.backward(grad_out)
         ref.backward(grad_out)
         torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5 * float(x_ref.grad.abs().max()))
@@ -81,11 +85,11 @@ def test_the_optimizer_steps_the_kept_values_and_holds_a_twentieth_of_the_state(
     assert saved["state"][0]["exp_avg"].shape == (layer.nnz,)  # no hook installed on a bare layer
 
 
-def make_agent(overrides, seed=0):
+def make_agent(overrides, seed=0, device="cpu"):
     cfg = suite.compose(overrides)
     env = suite.build_env(cfg, "train")
-    agent = suite.build_agent(cfg, env, np.random.default_rng(seed), torch.device("cpu"))
-    replay = suite.build_replay(cfg, env, np.random.default_rng(seed), torch.device("cpu"))
+    agent = suite.build_agent(cfg, env, np.random.default_rng(seed), torch.device(device))
+    replay = suite.build_replay(cfg, env, np.random.default_rng(seed), torch.device(device))
     return cfg, env, agent, replay
 
 
@@ -100,10 +104,10 @@ def fill(env, replay, steps, seed=0):
         obs = env.reset()[0] if terminated or truncated else nxt
 
 
-def pair(overrides, mode=True):
+def pair(overrides, mode=True, device="cpu"):
     """Two copies of one real agent under one pruning method: masked dense, and with ``sparse_compute=mode``."""
     torch.manual_seed(0)
-    cfg, env, agent, replay = make_agent(overrides)
+    cfg, env, agent, replay = make_agent(overrides, device=device)
     fill(env, replay, 600)
     runs = []
     for compute in (False, mode):
@@ -145,10 +149,10 @@ RESYNC = {"sac": 10}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent", list(AGENTS))
-def test_updates_equal_the_masked_dense_path(agent):
+@pytest.mark.parametrize("agent, device", [(a, "cpu") for a in AGENTS] + [("dqn", d) for d in DEVICES[1:]])
+def test_updates_equal_the_masked_dense_path(agent, device):
     """One update within 1e-5; after 1,000 every kept weight within 1e-3 relative and every pruned one exactly 0."""
-    replay, (dense, sparse) = pair([*AGENTS[agent], "pruning=static", "sparsity=0.95"])
+    replay, (dense, sparse) = pair([*AGENTS[agent], "pruning=static", "sparsity=0.95"], device=device)
     converted = sparse.callbacks[-1].layers
     assert converted, "no layer converted"
     g = np.random.default_rng(0)
@@ -217,9 +221,10 @@ def test_masks_follow_the_method_as_without_the_switch(method):
 
 
 def test_the_fixed_rule_converts_large_sparse_layers_only():
-    assert eligible("auto", 640 * 5120, 0.95)[0] and eligible(True, 120 * 84, 0.9)[0]
-    assert not eligible("auto", 120 * 84, 0.9)[0] and not eligible(True, 10 ** 6, 0.4)[0]
-    assert not eligible("auto", 640 * 5120, 0.6)[0]
+    assert eligible("auto", 640 * 5120, 0.95)[0] and eligible("auto", 384 * 3072, 0.9)[0]
+    assert eligible(True, 120 * 84, 0.9)[0] and eligible(True, 128 * 1024, 0.5)[0]
+    assert not eligible("auto", 128 * 1024, 0.99)[0] and not eligible(True, 10 ** 6, 0.4)[0]
+    assert not eligible("auto", 640 * 5120, 0.8)[0]
 
 
 def test_the_checkpoint_format_is_dense_and_loads_back_converted():
