@@ -12,14 +12,19 @@ import argparse
 import gzip
 import json
 from pathlib import Path
+from typing import TextIO
+
+
+def open_metrics(run_dir: Path) -> TextIO:
+    """The run's ``metrics.jsonl``, or the ``metrics.jsonl.gz`` of a packed run (``analysis/pack.py``)."""
+    raw, packed = run_dir / "metrics.jsonl", run_dir / "metrics.jsonl.gz"
+    return open(raw) if raw.is_file() or not packed.is_file() else gzip.open(packed, "rt")
 
 
 def eval_curve(run_dir: Path) -> tuple[list[int], list[float], list[float]]:
     """(steps, mean returns, stds) of every evaluation the run logged, in order."""
     steps, means, stds = [], [], []
-    raw = run_dir / "metrics.jsonl"
-    with open(raw) if raw.is_file() or not (run_dir / "metrics.jsonl.gz").is_file() else \
-            gzip.open(run_dir / "metrics.jsonl.gz", "rt") as f:
+    with open_metrics(run_dir) as f:
         for line in f:
             row = json.loads(line)
             if "eval/episodic_return" in row:

@@ -1,7 +1,9 @@
 """Score normalisation and aggregation, against hand values and rliable itself (pure logic on small tables, and
 ``plot.py`` on hand-made run folders; the real sweeps that feed them are in test_sweeps.py)."""
 
+import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ from rliable import metrics
 import plot
 from analysis import figures
 from analysis.aggregate import aggregate, score_matrices
+from analysis.learning_curve import eval_curve
 from analysis.normalize import human_normalized, normalize, reference_table
 from analysis.sweep_runs import load_runs, method_label
 
@@ -208,3 +211,54 @@ def test_a_plain_gmp_sweep_keeps_its_lines_and_one_method_draws_no_bars(tmp_path
     dense = fake_sweep(tmp_path / "dense", ["dense"])
     assert plot.main([str(dense), "--reps", "100"]) == 0
     assert (dense / "scaling_law.png").is_file() and not (dense / "methods_iqm.png").exists()
+
+
+def test_a_packed_study_reads_as_its_raw_runs_and_the_table_is_by_hand(tmp_path):
+    """``analysis.pack`` gzips a finished run's metrics (the same bytes when packed twice) and leaves an unfinished
+    run alone; the learning curves and ``analysis.study``'s table read the packed file as the raw one."""
+    from analysis import pack, study
+
+    root = tmp_path / "study"
+    for seed, (final, walls) in enumerate([(4.0, 600.0), (6.0, 900.0)]):
+        run = root / f"seed={seed}"
+        run.mkdir(parents=True)
+        cfg = {"agent": {"name": "dqn"}, "env": {"name": "minatar", "id": "breakout"},
+               "network": {"name": "minatar_cnn", "width": 1.0}, "sparsity": 0.0, "seed": seed}
+        OmegaConf.save(cfg, run / "config.yaml")
+        (run / "summary.json").write_text(json.dumps({"final_eval_return": final, "wall_time_s": walls}))
+        rows = [{"step": s, "charts/episodic_return": float(s % 7)} for s in range(1, 151)]
+        rows += [{"step": 100, "eval/episodic_return": 1.0}, {"step": 200, "eval/episodic_return": final}]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    unfinished = root / "seed=2"
+    unfinished.mkdir()
+    OmegaConf.save({**cfg, "seed": 2}, unfinished / "config.yaml")
+    (unfinished / "metrics.jsonl").write_text("")
+    pack.main([str(root)])
+    first = (root / "seed=0" / "metrics.jsonl.gz").read_bytes()
+    assert not (unfinished / "metrics.jsonl.gz").exists()
+    raw_curve = eval_curve(root / "seed=0")
+    for run in ("seed=0", "seed=1"):
+        (root / run / "metrics.jsonl").unlink()  # as a clone of the repository has them
+    assert eval_curve(root / "seed=0") == raw_curve
+    (root / "seed=0" / "metrics.jsonl.gz").unlink()
+    (root / "seed=0" / "metrics.jsonl").write_text(gzip.decompress(first).decode())
+    pack.main([str(root)])
+    assert (root / "seed=0" / "metrics.jsonl.gz").read_bytes() == first  # no timestamp in the gzip header
+    by_hand = sum(s % 7 for s in range(51, 151)) / 100  # the last 100 of 150 training episodes
+    assert study.training_return(root / "seed=1") == pytest.approx(by_hand)
+    study.main([str(root), "--out", str(tmp_path / "out")])
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert f"| breakout | 1 | 0 | 2 | 5.00 ± 1.41 | {by_hand:.2f} | 12.5 | 0.42 |" in table
+    assert (tmp_path / "out" / "learning_curves_per_game.png").stat().st_size > 0
+
+
+def test_plot_reads_the_committed_study():
+    """The study's committed folder (light files only) is a sweep for plot.py."""
+    study = Path(__file__).resolve().parent.parent / "results" / "minatar_dqn_1m"
+    runs = load_runs(study)
+    done = runs[runs.status == "complete"]
+    assert len(done) >= 2
+    for run in done.run:
+        steps, means, _ = eval_curve(study / run)
+        assert steps[-1] == 1_000_000 and len(steps) == 10
+        assert means[-1] == json.loads((study / run / "summary.json").read_text())["final_eval_return"]

@@ -21,12 +21,15 @@ def test_dqn_solves_cartpole_in_100k_steps(tmp_path):
 
 
 @pytest.mark.slow
-def test_dqn_learns_cartpole_at_90_percent_sparsity_at_width_2(tmp_path):
-    """At width 2 (42k weights, 4.2k kept) the pruned agent reaches 500 like the dense one. At width 1 (10.7k
+@pytest.mark.parametrize("compute", ["false", "true"])
+def test_dqn_learns_cartpole_at_90_percent_sparsity_at_width_2(tmp_path, compute):
+    """At width 2 (42k weights, 4.2k kept) the pruned agent reaches 500 like the dense one, with its layers trained
+    from CSR as well (``pruning.sparse_compute=true``: fc2 converts once GMP's ramp passes 50%). At width 1 (10.7k
     weights, 1.1k kept) it learns but ends below the dense 500 (185.5 with seed 0, README), the paper's point that
     pruning pays as width grows; that run is not repeated here, to keep the suite near 20 minutes."""
     out = run_train("agent=dqn", "env=classic", "env.id=CartPole-v1", "total_env_steps=100000", "seed=0",
-                    "sparsity=0.9", "network.width=2", "progress=false", f"hydra.run.dir={tmp_path}", timeout=1200)
+                    "sparsity=0.9", "network.width=2", f"pruning.sparse_compute={compute}", "progress=false",
+                    f"hydra.run.dir={tmp_path}", timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3)

@@ -13,7 +13,7 @@ from torch import nn
 
 import suite
 from pruning.registry import METHODS
-from pruning.sparse_compute import SparseCompute, SparseTrainingLinear, eligible
+from pruning.sparse_compute import SparseCompute, SparseTrainingLinear, TargetCSR, eligible
 from tests.conftest import run_train
 from tests.test_resume import CARTPOLE, interrupt, metric_rows, summary
 
@@ -83,6 +83,38 @@ def test_the_optimizer_steps_the_kept_values_and_holds_a_twentieth_of_the_state(
     assert moved.any() and not (moved & (mask == 0)).any() and not (module.weight[mask == 0] != 0).any()
     saved = opt.state_dict()  # the dense format: moments at the weight's shape
     assert saved["state"][0]["exp_avg"].shape == (layer.nnz,)  # no hook installed on a bare layer
+
+
+def test_a_target_copy_follows_its_own_nonzeros_and_a_dense_polyak_copy_goes_back_to_dense():
+    g = torch.Generator().manual_seed(3)
+    target, online = nn.Linear(300, 200), nn.Linear(300, 200)
+    mask = (torch.rand(200, 300, generator=g) >= 0.95).float()
+    with torch.no_grad():
+        target.weight.mul_(mask)
+        online.weight.mul_(mask)
+    copy_ = TargetCSR(target, 0.5)
+    x = torch.randn(32, 300, generator=g)
+
+    def check():
+        with torch.no_grad():
+            out = target(x)
+        torch.testing.assert_close(out, nn.functional.linear(x, target.weight, target.bias), rtol=1e-5, atol=1e-6)
+
+    check()
+    pattern = copy_.pattern
+    with torch.no_grad():  # a Polyak step toward masked weights keeps the zeros: same pattern, new values
+        target.weight.lerp_(online.weight, 0.005)
+    check()
+    assert copy_.pattern is pattern
+    with torch.no_grad():  # a hard copy after a mask update: sparser, so the pattern is rebuilt
+        target.weight.copy_(online.weight * (torch.rand(200, 300, generator=g) >= 0.5))
+    check()
+    assert copy_.pattern is not pattern and copy_.pattern.nnz == int(target.weight.count_nonzero())
+    for _ in range(TargetCSR.GIVE_UP_AFTER):  # toward dense weights: never sparse enough again
+        with torch.no_grad():
+            target.weight.lerp_(torch.randn(200, 300, generator=g), 0.005)
+        check()
+    assert copy_.gave_up and "forward" not in target.__dict__
 
 
 def make_agent(overrides, seed=0, device="cpu"):
@@ -225,6 +257,7 @@ def test_the_fixed_rule_converts_large_sparse_layers_only():
     assert eligible(True, 120 * 84, 0.9)[0] and eligible(True, 128 * 1024, 0.5)[0]
     assert not eligible("auto", 128 * 1024, 0.99)[0] and not eligible(True, 10 ** 6, 0.4)[0]
     assert not eligible("auto", 640 * 5120, 0.8)[0]
+    assert not eligible("auto", 640 * 5120, 0.95, "cuda")[0] and eligible(True, 640 * 5120, 0.95, "cuda")[0]
 
 
 def test_the_checkpoint_format_is_dense_and_loads_back_converted():
@@ -284,3 +317,48 @@ def test_a_bad_value_is_one_line_before_any_work(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == "error: pruning.sparse_compute='fast' is not allowed; allowed: false, auto, true"
     assert not (tmp_path / "run").exists()
+
+
+def test_a_lottery_run_starts_from_the_source_weights_with_its_final_masks(tmp_path):
+    src = tmp_path / "src"
+    out = run_train("env=classic", "network.width=2", "total_env_steps=800", "agent.learning_starts=200",
+                    "sparsity=0.9", "pruning.update_freq_updates=50", "checkpoint.save_init=true", "eval.episodes=1",
+                    "progress=false", f"hydra.run.dir={src}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    overrides = ["env=classic", "network.width=2", "sparsity=0.9", "pruning=lottery", f"pruning.mask_from={src}"]
+    cfg = suite.compose(overrides)
+    env = suite.build_env(cfg, "train")
+    agent = suite.build_agent(cfg, env, np.random.default_rng(5), torch.device("cpu"))  # other weights than src's
+    method, _ = suite.build_callbacks(cfg)
+    compute = SparseCompute(method, True)
+    trainer = SimpleNamespace(agent=agent, updates=0, resumed=False, env_step=0, total_updates=100, logger=Log())
+    method.on_train_start(trainer)
+    compute.on_train_start(trainer)
+    layer = compute.layers["online/features.fc2.weight"]
+    initial, final = method.source.initial["online"], method.source.final["online"]
+    keep = final["features.fc2.weight"] != 0
+    assert torch.equal(agent.online.features.fc2.weight, initial["features.fc2.weight"] * keep)
+    assert torch.equal(layer.values.detach(), initial["features.fc2.weight"].reshape(-1)[keep.reshape(-1)])
+    assert torch.equal(agent.target.features.fc2.weight, agent.online.features.fc2.weight)
+
+
+def test_redo_reset_mask_targets_and_health_run_with_the_switch(tmp_path):
+    """RigL (dense gradients on its mask updates), ReDo's re-initialisations, the last-layer reset, re-masked targets
+    and the health probe, in one real run with the switch on: it ends at the method's sparsity with every pruned
+    weight 0 in the online and target networks, and the logged health metrics are finite."""
+    out = run_train(*[a for a in CARTPOLE if not a.startswith("pruning.")], "network.width=2", "pruning=rigl",
+                    "pruning.update_freq_updates=100", "pruning.mask_targets=true", "redo.enabled=true",
+                    "redo.every_updates=300", "reset.enabled=true", "reset.every_updates=700",
+                    "pruning.sparse_compute=true", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["sparsity"] == pytest.approx(0.9, abs=2e-3)
+    assert s["sparse_compute"]["layers"]["online/features.fc2.weight"].endswith("CSR")
+    from tests.test_resume import final_weights
+    online, target = final_weights(tmp_path, "online"), final_weights(tmp_path, "target")
+    assert torch.equal(online["features.fc2.weight"] == 0, target["features.fc2.weight"] == 0)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    grown = [r["sparse/online/grown"] for r in rows if "sparse/online/grown" in r]
+    dormant = [v for r in rows for k, v in r.items() if k.startswith("dormant/")]
+    assert grown and max(grown) > 0 and dormant and all(np.isfinite(dormant))
+    assert any("redo/" in k for r in rows for k in r) and any("reset" in k for r in rows for k in r)
