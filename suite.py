@@ -119,6 +119,24 @@ def checked(cfg: DictConfig) -> Config:
     return objects
 
 
+def device_unavailable(name: str) -> str | None:
+    """Why ``device=name`` cannot run on this machine, naming what it has (None if it can): found before any work,
+    not at the first ``.to(device)`` after the run folder exists."""
+    if name in ("auto", "cpu"):
+        return None
+    try:
+        index = torch.device(name).index
+    except RuntimeError:
+        return "allowed: auto, cpu, cuda, cuda:N"
+    if not torch.cuda.is_available():
+        what = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible to this process"
+        return f"{what}; allowed here: auto, cpu"
+    count = torch.cuda.device_count()
+    if index is not None and index >= count:
+        return f"this machine has {count} GPU(s): allowed: auto, cpu, cuda, cuda:0 to cuda:{count - 1}"
+    return None
+
+
 def validate(cfg: Config) -> None:
     """Raise ``ConfigError`` for the first value the suite refuses. Runs before Hydra creates a run folder: cheap, but
     with ``init.from_run`` it reads that run's checkpoint and builds this run's env and agent to compare them."""
@@ -129,6 +147,8 @@ def validate(cfg: Config) -> None:
     require(cfg.torch_threads >= 0, "torch_threads", cfg.torch_threads, "must be >= 0 (0 = torch's default)")
     require(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device", cfg.device,
             "allowed: auto, cpu, cuda, cuda:N")
+    why = device_unavailable(cfg.device)
+    require(why is None, "device", cfg.device, why)
     for prefix in ("agent", "env", "network", "pruning", "adapter", "eval", "health", "redo", "reset", "checkpoint",
                    "init", "logger"):
         node = getattr(cfg, prefix)
@@ -445,8 +465,10 @@ def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningM
         extra.append(Reset(cfg.reset, cfg.seed, method.current_masks))
     compute = getattr(cfg.pruning, "sparse_compute", False)  # a plugin's schema need not extend MethodConfig
     if compute is not False and cfg.sparsity == 0:
-        print(f"warning: pruning.sparse_compute={str(compute).lower()} does nothing with sparsity=0: a dense network "
-              "has no masked layer to train from CSR", flush=True)
+        if compute is True:  # auto means "where it pays", and at sparsity 0 nowhere does: no warning for a sweep
+            why = (f"adapter={cfg.adapter.name} trains no pruned weight (the source's pruned backbone is frozen)"
+                   if cfg.adapter.name != "none" else "a dense network has no masked layer to train from CSR")
+            print(f"warning: pruning.sparse_compute=true does nothing with sparsity=0: {why}", flush=True)
         compute = False
     last: list[Callback] = [SparseCompute(method, compute)] if compute is not False else []
     if getattr(cfg.pruning, "sparse_inference", False) and compute is not False:

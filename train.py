@@ -101,6 +101,8 @@ def train(cfg: suite.Config, run_dir: Path, callbacks=(), transform=None) -> dic
 
 def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopRequest) -> dict:
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # cuda:N is current: synchronize() and the memory peak read it
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)

@@ -4,7 +4,8 @@ Sections (``--only layers,learner,atari,runs``):
 
 - ``layers``: one linear layer's training arithmetic at batch 32 (forward, input gradient, weight gradient at the
   kept entries) and its no-grad forwards at batch 1 and 32, CSR over dense, for the layer shapes of MinAtar's,
-  the Nature CNN's and SAC's networks at 80-99% sparsity: the measurements behind ``auto``'s fixed rule.
+  the Nature CNN's and SAC's networks at 80-99% sparsity: the measurements behind ``auto``'s fixed rule; then three
+  convolutions' no-grad forward at batch 32 as im2col + CSR, the figure that keeps convolutions dense.
 - ``learner``: a learner update (replay sample + update) of MinAtar DQN under ``pruning=static sparsity=0.95`` at
   widths 1, 3 and 5, the switch ``true`` (and ``auto``) over ``false``, on real replay; alternating blocks.
 - ``atari``: the same for Atari DQN with the Nature CNN (``network.padding=same``).
@@ -190,11 +191,11 @@ def atari(device: str, blocks: int) -> None:
           f"per update: {ms[True] / ms[False]:.2f}x", flush=True)
 
 
-def whole_runs(steps: int) -> None:
+def whole_runs(steps: int, methods: list[str]) -> None:
     print(f"whole runs: MinAtar breakout DQN width 5 at 95%, {steps:,} agent steps (loop wall time, alternating)")
     print("method | off s | on s | on/off | update ms off/on | learner bytes off → on (params, grads, optimizer)")
     with tempfile.TemporaryDirectory() as tmp:
-        for method in ("static", "gmp"):
+        for method in methods:
             result = {}
             for switch in ("false", "true"):
                 run_dir = Path(tmp) / f"{method}_{switch}"
@@ -220,6 +221,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--run-steps", type=int, default=100_000)
+    parser.add_argument("--methods", default="static,gmp", help="the whole runs' pruning methods")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}")
@@ -231,7 +233,7 @@ def main() -> None:
     if "atari" in sections:
         atari(args.device, args.blocks)
     if "runs" in sections:
-        whole_runs(args.run_steps)
+        whole_runs(args.run_steps, args.methods.split(","))
 
 
 if __name__ == "__main__":

@@ -214,3 +214,12 @@ def test_a_run_exports_its_merged_networks_masked_keeps_the_zeros(tmp_path, sour
     assert all(torch.equal(state[k], exported["state_dict"][k]) for k in state)
     obs, _ = env.reset(seed=0)
     assert env.action_space.contains(agent.act(obs, 0, eval_mode=True))
+
+
+def test_sparse_compute_on_a_frozen_backbone_says_it_does_nothing(tmp_path, source):
+    out = run_train(*CARTPOLE, "total_env_steps=400", "adapter=lora", f"init.from_run={source}",
+                    "pruning.sparse_compute=true", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert ("warning: pruning.sparse_compute=true does nothing with sparsity=0: adapter=lora trains no pruned weight "
+            "(the source's pruned backbone is frozen)") in out.stdout
+    assert "sparse_compute" not in json.loads((tmp_path / "summary.json").read_text())

@@ -6,6 +6,7 @@ sample of them also runs as a real ``python train.py`` command, which checks the
 
 import psutil
 import pytest
+import torch
 
 from suite import preflight
 from tests.conftest import run_train
@@ -107,7 +108,12 @@ CASES = [
     (["checkpoint.keep=0"], ["checkpoint.keep", ">= 1"]),
     (["checkpoint.replay=sometimes"], ["checkpoint.replay=sometimes", "bool"]),
     (["pruning.sparse_inferenc=true"],
-     ["unknown key 'pruning.sparse_inferenc'", "scope, sparse_inference, start_frac"]),
+     ["unknown key 'pruning.sparse_inferenc'", "scope, sparse_compute, sparse_inference, start_frac"]),
+    (["pruning=static", "sparsity=0.9", "pruning.sparse_compute=fast"],
+     ["pruning.sparse_compute='fast'", "allowed: false, auto, true"]),
+    # a GPU index this machine does not have (none here; on a GPU machine, past its count): before any work
+    (["device=cuda:99"], ["device='cuda:99'", "allowed", "auto, cpu"]),
+    *([(["device=cuda"], ["device='cuda'", "allowed here: auto, cpu"])] if not torch.cuda.is_available() else []),
     (["pruning=static", "sparsity=0.9", "pruning.sparse_inference=maybe"],
      ["pruning.sparse_inference=maybe", "not a valid bool"]),
     (["checkpoint.kept=2"], ["unknown key 'checkpoint.kept'", "every_env_steps, keep, replay, save_init"]),

@@ -24,7 +24,7 @@ def test_dqn_solves_cartpole_in_100k_steps(tmp_path):
 @pytest.mark.parametrize("compute", ["false", "true"])
 def test_dqn_learns_cartpole_at_90_percent_sparsity_at_width_2(tmp_path, compute):
     """At width 2 (42k weights, 4.2k kept) the pruned agent reaches 500 like the dense one, with its layers trained
-    from CSR as well (``pruning.sparse_compute=true``: fc2 converts once GMP's ramp passes 50%). At width 1 (10.7k
+    from CSR as well (``pruning.sparse_compute=true``: fc2 converts once GMP's ramp passes 80%). At width 1 (10.7k
     weights, 1.1k kept) it learns but ends below the dense 500 (185.5 with seed 0, README), the paper's point that
     pruning pays as width grows; that run is not repeated here, to keep the suite near 20 minutes."""
     out = run_train("agent=dqn", "env=classic", "env.id=CartPole-v1", "total_env_steps=100000", "seed=0",

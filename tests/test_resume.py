@@ -2,6 +2,7 @@
 with an uninterrupted run of the same seed: summary, every logged number, TensorBoard steps, final weights."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -356,3 +357,35 @@ def test_noisy_dueling_rainbow_with_rigl_redo_and_reset_kill_and_resume_is_exact
         "agent=rainbow", "agent.noisy=true", "agent.dueling=true", "pruning=rigl", "pruning.update_freq_updates=100",
         "redo.enabled=true", "redo.every_updates=300", "reset.enabled=true", "reset.every_updates=700"]
     kill_resume_compare(tmp_path, args, 1300, 1200, loss="losses/c51_loss")
+
+
+CUDA_RUNS = {
+    "dqn": ([*CARTPOLE], "losses/td_loss", ("online",)),
+    "sac": (["agent=sac", "env=classic", "env.id=Pendulum-v1", "network.hidden_sizes=[32,32]", "total_env_steps=1600",
+             "agent.learning_starts=400", "sparsity=0.5", "pruning.update_freq_updates=200",
+             "checkpoint.every_env_steps=400", "eval.every_env_steps=800", "eval.episodes=1",
+             "health.every_updates=500", "progress=false"], "losses/qf1_loss", ("actor", "critic1", "critic2")),
+}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("agent", list(CUDA_RUNS))
+def test_a_cuda_run_killed_and_resumed_is_exact(tmp_path, agent):
+    """On the GPU: the checkpoint holds the CUDA generators' states (SAC's action noise draws from them), so the
+    resumed run equals the uninterrupted one where the kernels are deterministic."""
+    args, loss, networks = CUDA_RUNS[agent]
+    kill_resume_compare(tmp_path, [*args, "device=cuda"], 1300, 1200, loss=loss, networks=networks)
+
+
+@pytest.mark.cuda
+def test_a_cuda_checkpoint_resumes_on_a_cpu_and_says_so(tmp_path):
+    run_dir = tmp_path / "run"
+    args, _, _ = CUDA_RUNS["sac"]
+    killed = interrupt("SIGKILL", "step", 1300, [*args, "device=cuda", f"hydra.run.dir={run_dir}"])
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    out = subprocess.run([sys.executable, "train.py", *args, "device=cpu", f"hydra.run.dir={run_dir}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resuming with device: cuda -> cpu" in out.stdout
+    assert "written on 1 GPU(s) and resumes without them" in out.stdout
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 1600

@@ -131,6 +131,26 @@ def eta(env_step: int, total: int, learning_starts: int, training_sps: float | N
     return str(datetime.timedelta(seconds=round((total - env_step) / training_sps)))
 
 
+def cuda_rng_state() -> dict[str, list[torch.Tensor]]:
+    """The CUDA generators' states once a run has used CUDA (SAC's action noise, noisy nets and the replay's sampling
+    on the GPU draw from them); nothing on a CPU run, whose checkpoints stay as they were."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return {"cuda_rng": torch.cuda.get_rng_state_all()}
+    return {}
+
+
+def set_cuda_rng_state(states: list[torch.Tensor] | None) -> None:
+    """Put the CUDA generators back; a GPU checkpoint resumed where no GPU (or fewer) is visible says so once."""
+    if states is None:
+        return
+    if torch.cuda.is_available() and torch.cuda.device_count() >= len(states):
+        for index, state in enumerate(states):
+            torch.cuda.set_rng_state(state, index)
+        return
+    print(f"this checkpoint was written on {len(states)} GPU(s) and resumes without them: the CUDA random streams "
+          "are not restored, so the run continues but is not identical to an uninterrupted one", flush=True)
+
+
 def count_updates(total_env_steps: int, learning_starts: int, update_period: int) -> int:
     """Gradient updates in a run: one at every agent step s with learning_starts < s ≤ total and s % period == 0."""
     return max(total_env_steps // update_period - learning_starts // update_period, 0)
@@ -166,7 +186,7 @@ class Trainer:
                 "train_metrics": {k: torch.as_tensor(v).detach().cpu() for k, v in self.train_metrics.items()},
                 "episode_return": self.episode_return, "eval_pending": self.eval_pending,
                 "obs": torch.from_numpy(np.array(self.obs)), "env": self.env.state_dict(),
-                "eval_env": self.eval_env.rng_state(), "torch_rng": torch.get_rng_state()}
+                "eval_env": self.eval_env.rng_state(), "torch_rng": torch.get_rng_state(), **cuda_rng_state()}
 
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {"trainer": self.state_dict(), "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
@@ -198,6 +218,7 @@ class Trainer:
         self.train_metrics, self.episode_return = t["train_metrics"], t["episode_return"]
         self.eval_pending, self._saved_step = t["eval_pending"], t["env_step"]
         torch.set_rng_state(t["torch_rng"])
+        set_cuda_rng_state(t.get("cuda_rng"))
         self._resume_state, self.resumed = t, True
 
     # --- the loop ---------------------------------------------------------------------------------------------
@@ -270,6 +291,8 @@ class Trainer:
             batch = self.replay.sample(cfg.batch_size)
             result = self.agent.update(batch)
             if len(self.update_seconds) < UPDATE_TIMES_KEPT:
+                if torch.cuda.is_available() and torch.cuda.is_initialized():
+                    torch.cuda.synchronize()  # the run's device (train.py makes it current): kernels, not launches
                 self.update_seconds.append(time.perf_counter() - t0)
             self.updates += 1
             self._check_finite(result)
@@ -307,7 +330,7 @@ class Trainer:
     def _evaluate(self) -> None:
         """If a stop request interrupts it, every random state it used (the eval env's, the agent's and torch's)
         is put back, so the checkpoint holds the state from before it and the resumed run re-runs it."""
-        before = self.eval_env.rng_state(), self.agent.rng_state(), torch.get_rng_state()
+        before = self.eval_env.rng_state(), self.agent.rng_state(), torch.get_rng_state(), cuda_rng_state()
         video = f"eval_step{self.env_step}" if self.cfg.eval.video else None
         result = evaluate(self.agent, self.eval_env, self.cfg.eval.episodes, self.env_step, lambda: bool(self.stop),
                           video)
@@ -315,6 +338,7 @@ class Trainer:
             self.eval_env.set_rng_state(before[0])
             self.agent.set_rng_state(before[1])
             torch.set_rng_state(before[2])
+            set_cuda_rng_state(before[3].get("cuda_rng"))
             self.eval_pending = True
             return
         self.eval_pending = False

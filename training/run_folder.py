@@ -22,7 +22,7 @@ from core.run_files import CONFIG
 
 FREE_KEYS = ("progress", "checkpoint")  # may change between the first start and a resume
 # may change too, and the resume says so: the same arithmetic in other kernels (numbers agree to float rounding)
-SWITCHES = ("pruning.sparse_compute",)
+SWITCHES = ("device", "pruning.sparse_compute")
 
 
 def write_atomic(path: Path, text: str) -> None:
