@@ -40,15 +40,33 @@ from training.loop import play_episodes
 SEED_OFFSET = 2_000_003  # default seed: the run's + this, neither its training (seed) nor its evaluation seeds
 
 
-def find_checkpoint(run_dir: Path, step: int | None) -> Path:
+def load_checkpoint(run_dir: Path, step: int | None) -> tuple[Path, dict, str]:
+    """The checkpoint to play: the one at ``step``, or the newest one that reads, as training resumes from the newest
+    usable one. A damaged newer one is named in one line and left where it is (evaluation writes nothing there)."""
     checkpoints = Checkpointer(run_dir / "checkpoints", 1)
     steps = checkpoints.steps()
     if not steps:
         raise ConfigError("run_dir", str(run_dir), "that run has no complete checkpoint")
-    path = checkpoints.at_step(step)
-    if path is None:
-        raise ConfigError("--step", step, f"{run_dir} has checkpoints at agent steps {', '.join(map(str, steps))}")
-    return path
+    if step is not None:
+        path = checkpoints.at_step(step)
+        if path is None:
+            raise ConfigError("--step", step, f"{run_dir} has checkpoints at agent steps {', '.join(map(str, steps))}")
+        try:
+            return path, *Checkpointer.load_state(path)
+        except CheckpointError as e:
+            raise ConfigError("--step", step, f"checkpoint {path.name} cannot be read: {e}") from None
+    damaged = []
+    for path in checkpoints.complete():
+        try:
+            state, sha256 = Checkpointer.load_state(path)
+        except CheckpointError as e:
+            damaged.append(f"{path.name} ({e})")
+            continue
+        if damaged:
+            print(f"warning: evaluating {path.name}, the newest checkpoint that reads; newer and unreadable: "
+                  f"{'; '.join(damaged)}", file=sys.stderr, flush=True)
+        return path, state, sha256
+    raise ConfigError("run_dir", str(run_dir), f"none of its checkpoints can be read: {'; '.join(damaged)}")
 
 
 def run_config(run_dir: Path, overrides: list[str]) -> suite.Config:
@@ -161,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = run_config(run_dir, overrides)
         if args.video and (why := video_unavailable(cfg.env)):
             raise ConfigError("--video", args.video, why)
-        checkpoint = find_checkpoint(run_dir, args.step)
-        try:
-            state, sha256 = Checkpointer.load_state(checkpoint)
-        except CheckpointError as e:
-            raise ConfigError("run_dir", str(run_dir), f"checkpoint {checkpoint.name} cannot be read: {e}") from None
+        checkpoint, state, sha256 = load_checkpoint(run_dir, args.step)
         step = int(checkpoint.name.removeprefix("step_"))
         seed = cfg.seed + SEED_OFFSET if args.seed is None else args.seed
         torch.manual_seed(seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from adapters.registry import ADAPTERS
 from agents.registry import AGENTS, NETWORKS
 from agents.replay import ReplayBuffer, bookkeeping_bytes
 from core.callbacks import Callback
-from core.errors import ConfigError, require
+from core.errors import ConfigError, UnknownKeyError, require
 from core.protocols import Agent, ResumableEnv
 from core.registry import Registry
 from core.run_files import CONFIG, INIT, is_complete
@@ -112,8 +112,22 @@ def config_from_run(dcfg: DictConfig) -> Config:
     return to_objects(OmegaConf.merge(base, {k: v for k, v in dcfg.items() if k not in REGISTRIES}))
 
 
+def check_known_keys(node: DictConfig, path: str = "") -> None:
+    """Refuse a key its schema lacks. Hydra refuses ``agent.lrr=...`` itself, but ``+agent.bogus=1`` adds the key,
+    and the dataclasses would carry it unread: the run would train as if nothing was said."""
+    kind = OmegaConf.get_type(node)
+    known = {f.name for f in fields(kind)} if is_dataclass(kind) else None
+    for key, value in node.items_ex(resolve=False):
+        full_key = f"{path}.{key}" if path else str(key)
+        if known is not None and key not in known:
+            raise UnknownKeyError(full_key, sorted(known))
+        if isinstance(value, DictConfig):
+            check_known_keys(value, full_key)
+
+
 def checked(cfg: DictConfig) -> Config:
     """The composed config as objects, after ``validate``."""
+    check_known_keys(cfg)
     objects = to_objects(cfg)
     validate(objects)
     return objects
@@ -453,7 +467,11 @@ def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningM
     """The suite's own callbacks in the order they run: loading ``init.from_run`` (``plan``), the pruning method,
     ReDo and the last-layer reset when enabled (after the method, under its masks), sparse inference when enabled,
     the health probe, then sparse compute when enabled (last: its step hooks follow the pruner's, and a checkpoint
-    may be resumed with it on or off); and the method alone (its ``target`` goes into ``summary.json``)."""
+    may be resumed with it on or off); and the method alone (its ``target`` goes into ``summary.json``).
+
+    The measured ``sparsity/*`` rows share ``health.every_updates`` on purpose, not a key of their own: sparsity is
+    one more health reading, and on the same updates each TensorBoard step holds both, so dormancy or rank can be
+    read against the sparsity of that very network (mask updates add their own rows)."""
     method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates,
                                                   seed=cfg.seed)
     if isinstance(method, Lottery):

@@ -7,7 +7,6 @@ target copies and checkpoint state. The n-step returns and priorities live in th
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ from agents.dqn import DQN, ValueAgentConfig
 from agents.networks import build_network
 from agents.noisy import NoisyLinear
 from agents.registry import AGENTS
+from core.activations import noise_off
 from core.errors import require
 from core.protocols import Batch, UpdateResult
 from core.spaces import ActionKind
@@ -98,17 +98,6 @@ class C51Head(nn.Module):
 
     def q_values(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=-1) @ self.support
-
-
-@contextmanager
-def noise_off(net: nn.Module):
-    """Noise off (noisy layers use their means) for the duration."""
-    was_training = net.training
-    net.eval()
-    try:
-        yield net
-    finally:
-        net.train(was_training)
 
 
 @AGENTS.register("rainbow", config=RainbowConfig, actions=ActionKind.discrete)

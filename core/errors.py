@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class ConfigError(ValueError):
     """A config value the suite refuses, with the key that holds it and what would be accepted."""
@@ -15,6 +18,40 @@ class ConfigError(ValueError):
         return ConfigError(f"{prefix}.{self.key}", self.value, self.allowed)
 
 
+class UnknownKeyError(ConfigError):
+    """A key no schema has (``+agent.bogus=1``), named with its parent node's keys."""
+
+    def __init__(self, full_key: str, known: Iterable[str]):
+        self.key, self.value, self.allowed = full_key, None, sorted(known)
+        ValueError.__init__(self, unknown_key(full_key, self.allowed))
+
+
 def require(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
         raise ConfigError(key, value, allowed)
+
+
+def closest(value: object, choices: Iterable[object]) -> str | None:
+    """The choice a mistyped ``value`` most likely meant (``Pongg`` -> ``Pong``, ``cartpole`` -> ``CartPole-v1``),
+    compared without case; None when nothing is close."""
+    names = [str(c) for c in choices]
+    lower = {n.lower(): n for n in names}
+    match = difflib.get_close_matches(str(value).lower(), list(lower), n=1, cutoff=0.6)
+    if not match:
+        prefixed = [n for n in names if n.lower().startswith(str(value).lower())] if str(value) else []
+        return prefixed[0] if len(prefixed) == 1 else None
+    return lower[match[0]]
+
+
+def one_of(value: object, choices: Iterable[object], label: str = "allowed") -> str:
+    """``label: a, b, c`` for an error message, led by ``did you mean 'b'?`` when one choice is close to ``value``."""
+    names = [str(c) for c in choices]
+    guess = closest(value, names)
+    return (f"did you mean {guess!r}? " if guess is not None else "") + f"{label}: {', '.join(names)}"
+
+
+def unknown_key(full_key: str, known: Iterable[str]) -> str:
+    """The one line for a key no schema has: the keys of its parent node, led by the closest one."""
+    parent, _, leaf = full_key.rpartition(".")
+    label = f"allowed keys in {parent}" if parent else "allowed keys"
+    return f"unknown key {full_key!r}; " + one_of(leaf, sorted(known), label)

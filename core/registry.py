@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from core.errors import ConfigError
+from core.errors import ConfigError, one_of
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Registry(Generic[S]):
     def get(self, name: str) -> S:
         self.discover()
         if name not in self._specs:
-            raise ConfigError(self.group, name, f"allowed: {', '.join(self.names())}")
+            raise ConfigError(self.group, name, one_of(name, self.names()))
         return self._specs[name]
 
     def names(self) -> list[str]:

@@ -25,7 +25,7 @@ import gymnasium as gym
 from ale_py import roms
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, RecordEpisodeStatistics
 
-from core.errors import require
+from core.errors import one_of, require
 from core.spaces import ActionKind, ObservationKind
 from envs.registry import ENVS
 
@@ -50,7 +50,7 @@ class AtariConfig:
 
     def validate(self) -> None:
         games = atari_games()
-        require(self.id in games, "id", self.id, f"allowed ALE games: {', '.join(games)}")
+        require(self.id in games, "id", self.id, one_of(self.id, games, "allowed ALE games"))
         require(self.frame_skip >= 1, "frame_skip", self.frame_skip, "must be >= 1")
         require(self.frame_stack >= 1, "frame_stack", self.frame_stack, "must be >= 1")
         require(self.screen_size >= 36, "screen_size", self.screen_size, "must be >= 36")

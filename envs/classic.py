@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import RecordEpisodeStatistics, RescaleAction
 
-from core.errors import require
+from core.errors import one_of, require
 from core.spaces import ActionKind, ObservationKind
 from envs.registry import ENVS
 
@@ -25,7 +25,7 @@ class ClassicConfig:
     reward_clip: float | None = None
 
     def validate(self) -> None:
-        require(self.id in CLASSIC_IDS, "id", self.id, f"allowed classic-control ids: {', '.join(CLASSIC_IDS)}")
+        require(self.id in CLASSIC_IDS, "id", self.id, one_of(self.id, CLASSIC_IDS, "allowed classic-control ids"))
         require(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip,
                 "must be > 0 or null")
 

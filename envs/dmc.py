@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import FlattenObservation, RecordEpisodeStatistics, TransformObservation
 
-from core.errors import require
+from core.errors import one_of, require
 from core.spaces import ActionKind, ObservationKind
 from envs.registry import ENVS
 
@@ -31,7 +31,7 @@ class DMCConfig:
 
     def validate(self) -> None:
         tasks = dmc_tasks()
-        require(self.id in tasks, "id", self.id, f"allowed dm_control <domain>-<task> ids: {', '.join(tasks)}")
+        require(self.id in tasks, "id", self.id, one_of(self.id, tasks, "allowed dm_control <domain>-<task> ids"))
         require(self.action_repeat >= 1, "action_repeat", self.action_repeat, "must be >= 1")
         require(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip,
                 "must be > 0 or null")

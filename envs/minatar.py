@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import RecordEpisodeStatistics, TransformObservation
 
-from core.errors import require
+from core.errors import one_of, require
 from core.spaces import ActionKind, ObservationKind
 from envs.registry import ENVS
 
@@ -32,7 +32,7 @@ class MinAtarConfig:
     reward_clip: float | None = None
 
     def validate(self) -> None:
-        require(self.id in GAMES, "id", self.id, f"allowed MinAtar games: {', '.join(GAMES)}")
+        require(self.id in GAMES, "id", self.id, one_of(self.id, GAMES, "allowed MinAtar games"))
         require(0 <= self.sticky_action_prob < 1, "sticky_action_prob", self.sticky_action_prob, "must be in [0, 1)")
         require(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip,
                 "must be > 0 or null")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.activations import captured
 from core.callbacks import Callback
 from core.errors import require
 from core.protocols import TrainerView, UpdateResult
@@ -35,12 +36,12 @@ class HealthConfig:
 
 
 def neuron_scores(activation: torch.Tensor) -> torch.Tensor:
-    """Sokar et al.'s s_i = E|h_i| / mean_k E|h_k| for one layer's post-ReLU output; a conv channel is one neuron,
-    averaged over the batch and H×W. A layer that is silent everywhere scores 0 for every neuron."""
+    """Sokar et al.'s s_i = E|h_i| / (mean_k E|h_k| + 1e-9) for one layer's post-ReLU output, as their code and
+    Dopamine's ``estimate_neuron_score`` compute it: the one score of the health probe and of ReDo. A conv channel is
+    one neuron, averaged over the batch and H×W; a layer silent everywhere scores 0 for every neuron."""
     dims = [0, *range(2, activation.dim())]
-    mean_abs = activation.abs().mean(dim=dims)
-    layer_mean = mean_abs.mean()
-    return mean_abs / layer_mean if layer_mean > 0 else torch.zeros_like(mean_abs)
+    score = activation.abs().mean(dim=dims)
+    return score / (score.mean() + 1e-9)
 
 
 def srank(features: torch.Tensor, delta: float = 0.01) -> int:
@@ -68,18 +69,8 @@ def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> di
     """All health metrics of one network (one with ``features`` and ``head``), tagged ``dormant/<name>/…`` and
     ``health/<name>/…``. The network runs in eval mode (noisy layers at their means), so a probe neither measures
     noise nor draws from the training RNG."""
-    acts: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, out, key=k: acts.__setitem__(key, out))
-             for k, m in _feature_relus(net).items()]
-    hooks.append(net.head.register_forward_pre_hook(lambda _m, inp: acts.__setitem__("_penultimate", inp[0])))
-    was_training = net.training
-    net.eval()
-    try:
+    with captured(net, _feature_relus(net), {"_penultimate": net.head}) as acts:
         out = net.q_values(obs) if hasattr(net, "q_values") else net(obs)
-    finally:
-        net.train(was_training)
-        for h in hooks:
-            h.remove()
     metrics: dict[str, float] = {}
     penultimate = acts.pop("_penultimate")
     scores = {layer: neuron_scores(a) for layer, a in acts.items()}

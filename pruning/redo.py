@@ -17,9 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.activations import captured
 from core.callbacks import Callback
 from core.errors import require
 from core.protocols import TrainerView, UpdateResult
+from pruning.health import neuron_scores
 from pruning.pruner import zero_optimizer_state
 from pruning.recycling import optimizer_of, outgoing_columns, unit_layers
 from pruning.sparse_training import method_generator
@@ -38,14 +40,6 @@ class ReDoConfig:
         require(self.tau >= 0, "tau", self.tau, "must be >= 0")
         require(self.every_updates >= 1, "every_updates", self.every_updates, "must be >= 1")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
-
-
-def redo_scores(activation: torch.Tensor) -> torch.Tensor:
-    """Dopamine's ``estimate_neuron_score``: mean |h| per unit over every axis but the unit's, divided by the layer's
-    mean score + 1e-9."""
-    dims = [0, *range(2, activation.dim())]
-    score = activation.abs().mean(dim=dims)
-    return score / (score.mean() + 1e-9)
 
 
 class ReDo(Callback):
@@ -72,18 +66,10 @@ class ReDo(Callback):
         optimizers, masks = agent.optimizers(), self.masks() or {}
         counts = {}
         for name, net in agent.networks().items():
-            plan, acts = self.plans[name], {}
-            hooks = [u.relu.register_forward_hook(lambda _m, _i, out, i=i, acts=acts: acts.__setitem__(i, out))
-                     for i, u in enumerate(plan)]
-            was_training = net.training
-            net.eval()  # noisy layers at their means, as the health probe
-            try:
+            plan = self.plans[name]
+            with captured(net, {i: u.relu for i, u in enumerate(plan)}) as acts:  # noisy layers at their means
                 net(inputs[name])
-            finally:
-                net.train(was_training)
-                for h in hooks:
-                    h.remove()
-            dead = {i: redo_scores(acts[i]) <= self.cfg.tau for i in range(len(plan))}  # all scored first
+            dead = {i: neuron_scores(acts[i]) <= self.cfg.tau for i in range(len(plan))}  # all scored first
             params = dict(net.named_parameters())
             pname = {id(p): n for n, p in params.items()}
             counts[name] = 0

@@ -87,12 +87,28 @@ def test_evaluate_refuses_bad_input_in_one_line(cartpole_run, tmp_path):
     shutil.copytree(cartpole_run, damaged, ignore=shutil.ignore_patterns("eval"))
     (state,) = damaged.glob("checkpoints/step_*/state.pt")
     state.write_bytes(state.read_bytes()[:-10])
-    cases[(damaged,)] = "checkpoint step_000000002000 cannot be read: state.pt does not match the manifest"
+    cases[(damaged,)] = "none of its checkpoints can be read: step_000000002000 (state.pt does not match the manifest)"
+    cases[(damaged, "--step", 2000)] = "--step=2000 is not allowed; checkpoint step_000000002000 cannot be read"
     for args, message in cases.items():
         out = evaluate(*args)
         assert out.returncode == 2, (args, out.stderr[-2000:])
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, out.stderr)
+
+
+def test_evaluate_falls_back_to_the_newest_checkpoint_that_reads(cartpole_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(cartpole_run, run_dir, ignore=shutil.ignore_patterns("eval"))
+    newer = run_dir / "checkpoints" / "step_000000003000"
+    shutil.copytree(run_dir / "checkpoints" / "step_000000002000", newer)
+    (newer / "state.pt").write_bytes((newer / "state.pt").read_bytes()[:-10])
+    out = evaluate(run_dir, "--episodes", 1)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [
+        "warning: evaluating step_000000002000, the newest checkpoint that reads; newer and unreadable: "
+        "step_000000003000 (state.pt does not match the manifest)"]
+    assert json.loads((run_dir / "eval" / "2000" / "returns.json").read_text())["step"] == 2000
+    assert newer.is_dir()  # evaluation moves nothing
 
 
 def test_evaluate_video_where_the_env_cannot_render_is_one_line(tmp_path):
@@ -272,6 +288,19 @@ def test_wandb_offline_mirrors_the_scalars_and_resumes_the_same_run(tmp_path):
     assert min(r["global_step"] for r in rows) > 800  # the resumed process logs from its checkpoint at 800 on
     summary = json.loads((run_dir / "summary.json").read_text())
     assert rows[-1]["hparams/final_eval_return"] == pytest.approx(summary["final_eval_return"])
+
+
+def test_wandb_dir_is_honoured_when_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
+    (tmp_path / "elsewhere").mkdir()
+    out = run_train("env=classic", "total_env_steps=300", "agent.learning_starts=200", "eval.episodes=1",
+                    "progress=false", "logger.wandb=true", f"hydra.run.dir={tmp_path / 'run'}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_id = (tmp_path / "run" / "wandb_id.txt").read_text().strip()
+    assert [f.name for f in (tmp_path / "elsewhere" / "wandb").glob("offline-run-*/run-*.wandb")] == \
+        [f"run-{run_id}.wandb"]
+    assert not (tmp_path / "run" / "wandb").exists()
 
 
 def test_wandb_without_a_login_is_refused_before_any_work(tmp_path, monkeypatch):

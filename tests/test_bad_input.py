@@ -8,6 +8,7 @@ import psutil
 import pytest
 import torch
 
+from core.errors import closest, one_of
 from suite import preflight
 from tests.conftest import run_train
 from training.preflight import UserError
@@ -17,7 +18,13 @@ CASES = [
     (["agent=ppo"], ["agent=ppo", "allowed: dqn, rainbow, sac"]),
     (["env=mujoco"], ["env=mujoco", "atari, classic, dmc"]),
     (["network=resnet"], ["network=resnet", "impala, minatar_cnn, mlp, nature_cnn"]),
-    (["env.id=Pongg"], ["env.id", "Pongg", "Pong", "Breakout"]),
+    (["env.id=Pongg"], ["env.id", "Pongg", "did you mean 'Pong'? allowed ALE games: Adventure,", "Breakout"]),
+    (["agent=dqnn"], ["agent=dqnn is not an option; did you mean 'dqn'? allowed: dqn, rainbow, sac"]),
+    (["pruning=rigel"], ["did you mean 'rigl'? allowed: gmp, lottery, rigl, set, static"]),
+    (["env=classic", "env.id=cartpole"], ["did you mean 'CartPole-v1'? allowed classic-control ids: CartPole-v1,"]),
+    (["+agent.bogus=1"], ["unknown key 'agent.bogus'; allowed keys in agent: adam_eps, batch_size,"]),
+    (["+eval.every_env_step=10"], ["unknown key 'eval.every_env_step'; did you mean 'every_env_steps'? allowed keys"]),
+    (["+sparsityy=0.9"], ["unknown key 'sparsityy'; did you mean 'sparsity'? allowed keys: adapter, agent,"]),
     (["env=classic", "env.id=CartPole-v9"], ["env.id", "CartPole-v9", "CartPole-v1"]),
     (["env=classic", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "discrete", "agent=sac"]),
     (["env=dmc"], ["env.id", "cartpole-swingup", "discrete", "agent=sac"]),
@@ -142,6 +149,7 @@ def test_bad_input_is_one_clear_line(tmp_path, overrides, words):
 
 
 COMMANDS = [c for c in CASES if c[0] in (["agent=ppo"], ["total_env_steps=1e6"], ["agent.lrr=0.1"], ["sparsity=1.0"],
+                                          ["+agent.bogus=1"],
                                           ["agent=sac"], ["-m", "seed=0,1", "agent=dqn,ppo"])]
 
 
@@ -199,3 +207,11 @@ def test_a_run_folder_that_is_a_file_is_refused(tmp_path):
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         f"error: hydra.run.dir='{path}' is not allowed; {path} is a file, not a folder"]
     assert path.read_text() == "not a folder"
+
+
+def test_the_closest_choice_leads_the_list_and_only_when_close():
+    assert one_of("Pongg", ["Alien", "Pong", "Pooyan"]) == "did you mean 'Pong'? allowed: Alien, Pong, Pooyan"
+    assert closest("BREAKOUT", ["breakout", "asterix"]) == "breakout"  # case aside
+    assert closest("space", ["space_invaders", "seaquest"]) == "space_invaders"  # a unique prefix
+    assert closest("ppo", ["dqn", "rainbow", "sac"]) is None
+    assert one_of("ppo", ["dqn", "sac"], "allowed agents") == "allowed agents: dqn, sac"

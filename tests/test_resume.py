@@ -389,3 +389,12 @@ def test_a_cuda_checkpoint_resumes_on_a_cpu_and_says_so(tmp_path):
     assert "resuming with device: cuda -> cpu" in out.stdout
     assert "written on 1 GPU(s) and resumes without them" in out.stdout
     assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 1600
+
+
+def test_ctrl_c_closes_the_progress_bar_before_its_message(tmp_path):
+    args = [a for a in CARTPOLE if a != "progress=false"]
+    out = interrupt("SIGINT", "step", 700, [*args, "progress=true", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert out.returncode == 130, out.stderr[-3000:]
+    lines = [line for line in out.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert any("/3000 [" in line for line in lines)  # the bar was drawn
+    assert lines[-1].startswith("stopped by SIGINT at agent step 700; checkpoint:"), lines[-3:]

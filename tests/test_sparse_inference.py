@@ -17,7 +17,6 @@ from pruning.sparse_inference import MaskChangedError, SparseInference, SparseLi
 from pruning.sparse_training import SparseTraining
 from tests.conftest import run_train
 from tests.test_resume import CARTPOLE, interrupt, metric_rows
-from training import checkpoint as training_checkpoint
 
 
 class Log:
@@ -299,7 +298,7 @@ def test_evaluate_plays_the_layers_the_run_converted_from_csr(converted_run, cap
     assert sparse["returns"] == dense["returns"] and sparse["lengths"] == dense["lengths"]
 
     cfg = evaluate.run_config(tmp_path, [])
-    state, _ = training_checkpoint.Checkpointer.load_state(evaluate.find_checkpoint(tmp_path, None))
+    _, state, _ = evaluate.load_checkpoint(tmp_path, None)
     _, agent = evaluate.build(cfg, state, 0, torch.device("cpu"))
     layers = evaluate.sparse_layers(cfg, agent, state)
     x = torch.randn(64, 4)

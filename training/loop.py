@@ -249,12 +249,14 @@ class Trainer:
         self._bar = tqdm(total=total, initial=self.env_step, disable=not cfg.progress, unit="step",
                          dynamic_ncols=True, mininterval=2.0,  # tqdm's own ETA would use the warm-up's speed
                          bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
-        if self.eval_pending:
-            self._end_of_step()
-        while self.env_step < total:
-            self._step()
-            self._end_of_step()
-        self._bar.close()
+        try:
+            if self.eval_pending:
+                self._end_of_step()
+            while self.env_step < total:
+                self._step()
+                self._end_of_step()
+        finally:
+            self._bar.close()  # before a stop's message, or the bar redraws below it
         for cb in self.callbacks:
             cb.on_train_end(self)
         self.logger.flush()

@@ -27,7 +27,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from core.errors import ConfigError
+from core.errors import ConfigError, one_of, unknown_key
 from core.run_files import is_complete
 from training.run_folder import check_memory, check_same_config, check_space, check_writable
 
@@ -109,7 +109,7 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
     if isinstance(exc, MissingConfigException) or "Could not find '" in text:
         m = re.search(r"Could not find '([^']+)'", text)
         group, _, option = (m.group(1) if m else "?/?").rpartition("/")
-        return f"{group}={option} is not an option; allowed: {', '.join(group_options(group))}"
+        return f"{group}={option} is not an option; {one_of(option, group_options(group))}"
     m = re.search(r"In '(tuned/\w+)': ConfigKeyError.*?full_key: ((\w+)\.[\w.]+)", text, re.S)
     if m:  # a per-(agent, env) defaults file sets a key the chosen group option lacks
         tuned, key, group = m.groups()
@@ -119,8 +119,7 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
         full_key = getattr(cause, "full_key", None) or _failing_key(text)
         parent, _, leaf = full_key.rpartition(".")
-        return f"unknown key {full_key!r}; allowed keys{' in ' + parent if parent else ''}: " + \
-            ", ".join(_known_keys(parent, [o for o in overrides if _key_of(o)[0] != full_key]))
+        return unknown_key(full_key, _known_keys(parent, [o for o in overrides if _key_of(o)[0] != full_key]))
     if isinstance(cause, ValidationError):
         full_key = getattr(cause, "full_key", "") or _failing_key(text)
         value = next((v for k, v in map(_key_of, overrides) if k == full_key), getattr(cause, "value", "?"))
@@ -142,7 +141,7 @@ def _expected(cause: ValidationError, value: str) -> str:
     msg = str(cause).splitlines()[0]
     m = re.search(r"expected one of \[([^\]]*)\]", msg)
     if m:
-        return f"allowed: {m.group(1)}"
+        return one_of(value, [c.strip() for c in m.group(1).split(",")])
     m = re.search(r"could not be converted to (\w+)", msg)
     if m:
         scientific = m.group(1) == "Integer" and re.fullmatch(r"[\d.]+[eE][+-]?\d+", value)
