@@ -71,7 +71,9 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)  # experiment trackers beside TensorBoard
     seed: int = 0
     total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N; auto in a sweep: GPU (job number mod the visible GPUs)
+    tf32: bool = False  # CUDA: TF32 matmuls and convolutions (faster on Ampere and later, ~1e-3 relative rounding)
+    cudnn_benchmark: bool = False  # CUDA: cuDNN picks its fastest convolution per shape (not deterministic)
     torch_threads: int = 0  # 0 keeps torch's default (one per physical core)
     log_every_env_steps: int = 1_000
     progress: bool = True
@@ -467,7 +469,7 @@ def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningM
     """The suite's own callbacks in the order they run: loading ``init.from_run`` (``plan``), the pruning method,
     ReDo and the last-layer reset when enabled (after the method, under its masks), sparse inference when enabled,
     the health probe, then sparse compute when enabled (last: its step hooks follow the pruner's, and a checkpoint
-    may be resumed with it on or off); and the method alone (its ``target`` goes into ``summary.json``).
+    may be resumed with it on or off); and the method alone (its ``target_sparsity`` goes into ``summary.json``).
 
     The measured ``sparsity/*`` rows share ``health.every_updates`` on purpose, not a key of their own: sparsity is
     one more health reading, and on the same updates each TensorBoard step holds both, so dormancy or rank can be

@@ -38,9 +38,12 @@ from pruning.measure import weight_sparsity
 from pruning.sparse_compute import SparseCompute
 from pruning.sparse_inference import SparseInference
 from training.checkpoint import Checkpointer, CheckpointError
+from training.device import cuda_settings, resolve_device, sweep_job
+from training.init_from_run import inherited_overrides
 from training.logger import Logger
 from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
 from training.preflight import UserError
+from training.preflight import compose as compose_conf
 from training.run_folder import check_same_config, exclusive, switched, write_atomic
 from training.run_info import code_version
 from training.signals import Aborted, StopRequest
@@ -83,12 +86,6 @@ def adapter_bytes(agent) -> dict[str, int]:
             for name, net in agent.networks().items()}
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def train(cfg: suite.Config, run_dir: Path, callbacks=(), transform=None) -> dict:
     """Build everything from ``cfg``, train, and write ``summary.json`` in ``run_dir``; returns the summary.
     ``callbacks`` run after the suite's own (the pruning method, then the health probe); ``transform`` is applied to
@@ -100,9 +97,11 @@ def train(cfg: suite.Config, run_dir: Path, callbacks=(), transform=None) -> dic
 
 
 def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopRequest) -> dict:
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and device.index is not None:
-        torch.cuda.set_device(device)  # cuda:N is current: synchronize() and the memory peak read it
+    device = resolve_device(cfg.device, sweep_job())
+    if device.type == "cuda":
+        cuda_settings(cfg)
+        if device.index is not None:
+            torch.cuda.set_device(device)  # cuda:N is current: synchronize() and the memory peak read it
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
@@ -161,7 +160,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
     compute = [cb for cb in own if isinstance(cb, SparseCompute)]
     summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),
                "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,
-               "target_sparsity": pruning.target, "num_params": n_params,
+               "target_sparsity": pruning.target_sparsity, "num_params": n_params,
                "seed": cfg.seed, "agent": cfg.agent.name, "env": cfg.env.name, "env_id": cfg.env.id,
                "network": cfg.network.name, "code": code_version(), "num_trainable_params": n_trainable,
                "trainable_fraction": sum(n_trainable.values()) / sum(n_params.values()),
@@ -219,6 +218,10 @@ def run(dcfg: DictConfig, run_dir: Path) -> None:
 
 if __name__ == "__main__":
     try:
+        inherited = inherited_overrides(sys.argv[1:], compose_conf)
+        if inherited:
+            print(f"init.from_run: taken from the source run: {' '.join(inherited)}", flush=True)
+            sys.argv += inherited
         suite.preflight(sys.argv[1:])
         main()
     except UserError as e:

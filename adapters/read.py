@@ -18,6 +18,7 @@ from torch import nn
 from adapters.backbone import ADAPTABLE, check_head_and_export, freeze
 from adapters.registry import ADAPTERS
 from core.errors import require
+from core.protocols import BuiltNetwork
 
 
 @dataclass
@@ -48,7 +49,7 @@ class SideNetwork(nn.Module):
         return self.proj(h)
 
 
-def feature_relus(net: nn.Module) -> list[tuple[nn.Module, int]]:
+def feature_relus(net: BuiltNetwork) -> list[tuple[nn.Module, int]]:
     """The ReLUs inside ``features`` in order, each with its width: the output channels of the last conv or linear
     layer before it in module order (what it activates, residual blocks included)."""
     taps, width = [], None
@@ -69,7 +70,7 @@ def _correct_features(head: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tupl
     return (inputs[0] + side([r.__dict__.pop("_read_out") for r in relus]),)
 
 
-def add_read(net: nn.Module, hidden: int, train_head: bool) -> nn.Module:
+def add_read(net: BuiltNetwork, hidden: int, train_head: bool) -> nn.Module:
     """Freeze the network and add the side network (plain attributes on the head and ReLUs point at each other, so a
     ``deepcopy`` of the network, a DQN target, gets its own side network and taps)."""
     freeze(net, [], train_head)

@@ -17,7 +17,7 @@ from torch import nn
 
 from agents.exploration import linear_epsilon
 from agents.networks import build_network, trainable
-from agents.optimizer import adam
+from agents.optimizer import OptimizerName, value_optimizer
 from agents.registry import AGENTS
 from agents.replay import check_learning_schedule
 from core.errors import require
@@ -42,7 +42,11 @@ class ValueAgentConfig:
     update_period: int = 4  # one gradient update every this many agent steps
     target_update_period: int = 8_000  # hard target copy every this many agent steps
     lr: float = 6.25e-5
+    optimizer: OptimizerName = OptimizerName.adam
     adam_eps: float = 1.5e-4
+    rmsprop_alpha: float = 0.95  # optimizer=rmsprop: torch's alpha, the squared-gradient average's decay
+    rmsprop_eps: float = 0.01  # outside the square root, as torch.optim.RMSprop
+    rmsprop_centered: bool = True
     gamma: float = 0.99
     n_step: int = 1  # n-step returns (Dopamine's update_horizon), folded into replay at add time
     double: bool = False
@@ -61,6 +65,10 @@ class ValueAgentConfig:
         require(self.lr > 0, "lr", self.lr, "must be > 0")
         require(self.adam_eps > 0, "adam_eps", self.adam_eps, "must be > 0")
         require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0 (0 = none)")
+        require(self.weight_decay == 0 or self.optimizer == OptimizerName.adam, "weight_decay", self.weight_decay,
+                "decoupled weight decay is AdamW's: with optimizer=rmsprop keep it 0")
+        require(0 <= self.rmsprop_alpha < 1, "rmsprop_alpha", self.rmsprop_alpha, "must be in [0, 1)")
+        require(self.rmsprop_eps > 0, "rmsprop_eps", self.rmsprop_eps, "must be > 0")
         require(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1]")
         require(1 <= self.n_step <= 255, "n_step", self.n_step, "must be in [1, 255]")
         require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
@@ -100,7 +108,7 @@ class DQN:
         self.cfg, self.n_actions, self.rng, self.device = cfg, n_actions, rng, device
         self.online = self.build_network(network_cfg, obs_shape, n_actions, transform).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = adam(trainable(self.online), cfg.lr, cfg.adam_eps, cfg.weight_decay, device)
+        self.optimizer = value_optimizer(trainable(self.online), cfg, device)
         self.updates = 0
         self._target_every_updates = cfg.target_update_period // cfg.update_period
 
@@ -141,7 +149,7 @@ class DQN:
         return int(q.argmax(dim=1).item())
 
     def update(self, batch: Batch) -> UpdateResult:
-        """One Adam step on a batch, then the target copy when due. Returns detached tensors so the hot loop never
+        """One optimizer step on a batch, then the target copy when due. Returns detached tensors so the hot loop never
         blocks on ``.item()``; the logger converts them when it writes."""
         with torch.no_grad():
             next_q_target = self.target(batch.next_obs)
@@ -154,7 +162,7 @@ class DQN:
                             metrics={"losses/q_values": q_taken.detach().mean()})
 
     def optimize(self, loss: torch.Tensor) -> None:
-        """One Adam step on ``loss`` (with optional gradient clipping); counts the update and, every
+        """One optimizer step on ``loss`` (with optional gradient clipping); counts the update and, every
         ``target_update_period`` agent steps, copies the online network into the target (as Dopamine: after the
         step, so the copy holds whatever the optimizer's step hooks left, e.g. re-applied pruning masks)."""
         self.optimizer.zero_grad(set_to_none=True)

@@ -28,6 +28,16 @@ class Padding(str, Enum):
     valid = "valid"
 
 
+class Init(str, Enum):
+    """How the builder draws plain conv and linear layers: ``auto`` is the network's own (Dopamine's Xavier-uniform
+    with zero biases for the CNNs, PyTorch's default for the MLP); ``xavier`` and ``torch`` choose one (``torch``:
+    ``reset_parameters``, as the MinAtar paper's network)."""
+
+    auto = "auto"
+    xavier = "xavier"
+    torch = "torch"
+
+
 @dataclass
 class NatureCNNConfig:
     """Mnih et al. 2015: conv 32-8x8/4, 64-4x4/2, 64-3x3/1, Dense 512; channels and Dense scaled by ``width``.
@@ -41,6 +51,7 @@ class NatureCNNConfig:
     width: float = 1.0
     padding: Padding = Padding.same
     channels_last: bool = True
+    init: Init = Init.auto
 
     def validate(self) -> None:
         require(self.width > 0 and _scaled(32, self.width) >= 1, "width", self.width, "width must be > 0")
@@ -53,6 +64,7 @@ class MLPConfig:
     name: str = "mlp"
     width: float = 1.0
     hidden_sizes: list[int] = field(default_factory=lambda: [120, 84])
+    init: Init = Init.auto
 
     def validate(self) -> None:
         require(self.width > 0, "width", self.width, "width must be > 0")
@@ -75,6 +87,7 @@ class ImpalaConfig:
     dense: int = 512
     scale_dense: bool = False
     channels_last: bool = True
+    init: Init = Init.auto
 
     def validate(self) -> None:
         require(self.width > 0 and all(_scaled(c, self.width) >= 1 for c in self.stack_channels), "width",
@@ -95,6 +108,7 @@ class MinAtarCNNConfig:
     width: float = 1.0
     channels: int = 16
     dense: int = 128
+    init: Init = Init.auto
 
     def validate(self) -> None:
         require(self.width > 0, "width", self.width, "width must be > 0")
@@ -259,15 +273,18 @@ def build_network(cfg, obs_shape: tuple[int, ...], n_out: int, head: Callable[[i
     """The features of ``cfg.name`` and a head, by default ``nn.Linear(hidden, n_out)``; ``head(hidden, n_out)``
     builds another (a distributional or dueling head), ``cls`` another kind of network (a policy). Networks that
     register ``xavier_init`` get Dopamine's init (Xavier-uniform weights, zero biases) on every plain conv and linear
-    layer; MLPs keep PyTorch's default, as CleanRL. Layers of other types (noisy layers) keep their own init.
+    layer; MLPs keep PyTorch's default, as CleanRL; ``network.init`` (``Init``) may choose either. Layers of other
+    types (noisy layers) keep their own init.
     ``transform`` then gets the finished network and returns the one to use (an adapter: it may freeze parameters
     and add modules; agents build their optimizers afterwards, over what requires a gradient)."""
     spec = NETWORKS.get(cfg.name)
     layers, hidden = spec.target(cfg, tuple(obs_shape))
     channels_last = getattr(cfg, "channels_last", False)
+    init = getattr(cfg, "init", Init.auto)
+    xavier = spec.xavier_init if init == Init.auto else init == Init.xavier
     net = cls(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last,
-              uint8_max=spec.uint8_max, xavier_init=spec.xavier_init)
-    if spec.xavier_init:
+              uint8_max=spec.uint8_max, xavier_init=xavier)
+    if xavier:
         for m in net.modules():
             if type(m) in (nn.Conv2d, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)

@@ -118,7 +118,7 @@ class Rainbow(DQN):
             return super().greedy(obs, eval_mode)
 
     def update(self, batch: Batch) -> UpdateResult:
-        """One Adam step on the importance-weighted C51 loss (Dopamine: mean(w · CE)); ``losses/c51_loss`` is the
+        """One optimizer step on the importance-weighted C51 loss (Dopamine: mean(w · CE)); ``losses/c51_loss`` is the
         plain mean of the cross-entropies. With prioritized replay, each transition's new priority is
         √(CE + 1e-10), as Dopamine's agent computes it (in float64). Target copies as in DQN."""
         head = self.online.head

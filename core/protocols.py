@@ -36,6 +36,25 @@ class UpdateResult:
 
 
 @runtime_checkable
+class BuiltNetwork(Protocol):
+    """What every network an agent lists in ``networks()`` declares, and what pruning, the health probe, ReDo, the
+    reset and the adapters read (``agents/networks.py``'s ``Network`` is the one implementation):
+
+    - ``features``: everything up to the penultimate activation, each nonlinearity its own named ``nn.ReLU``;
+    - ``head``: the output layer(s), fed the penultimate activation;
+    - ``builder_weights``: the names of the weight tensors the builder made, the default prunable set, which nothing
+      added later (an adapter's tensors) joins;
+    - ``fresh_parameters(layer, generator)``: new values for a conv or linear layer's own parameters, drawn as the
+      builder drew them, from ``generator`` alone (re-initialisation without touching torch's global stream)."""
+
+    features: nn.Module
+    head: nn.Module
+    builder_weights: frozenset[str]
+
+    def fresh_parameters(self, layer: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]: ...
+
+
+@runtime_checkable
 class Agent(Protocol):
     """An agent acts, learns from batches and lists its parts; it knows nothing about pruning or adapters.
 
@@ -50,7 +69,7 @@ class Agent(Protocol):
     def update(self, batch: Batch) -> UpdateResult: ...
 
     def networks(self) -> dict[str, nn.Module]:
-        """The networks that may be pruned and measured, by name."""
+        """The networks that may be pruned and measured, by name; each is a ``BuiltNetwork``."""
         ...
 
     def target_networks(self) -> dict[str, nn.Module]:

@@ -65,16 +65,28 @@ def drop_and_grow(mask: torch.Tensor, weight: torch.Tensor, grow_score: torch.Te
     return survivors | grow, n_drop, grow & ~active
 
 
+def skip_step(optimizer: torch.optim.Optimizer) -> None:
+    """No step this update: every gradient gone (JaxPruner skips the optimizer's step on a mask update)."""
+    for group in optimizer.param_groups:
+        for q in group["params"]:
+            q.grad = None
+
+
 @METHODS.register("set", config=SETConfig, sparse_from_start=True)
 class SET(SparseTraining):
     """Random growth."""
 
     cfg: SETConfig
 
+    def __init__(self, cfg: SETConfig, sparsity: float, log_every_updates: int, seed: int = 0):
+        super().__init__(cfg, sparsity, log_every_updates, seed)
+        self.t_end = 0  # ⌊end_frac·T⌋ updates, the cosine's length, once the run's T is known
+        self.grown: dict[str, torch.Tensor] = {}  # per layer, the entries grown at this update (moments zeroed after)
+        self.stats: dict[str, float] | None = None  # the last mask update's counts, logged at the update's end
+
     def on_train_start(self, trainer: TrainerView) -> None:
-        self.t_end = int(self.cfg.end_frac * trainer.total_updates)  # ⌊end_frac·T⌋, the cosine's length
-        self.grown: dict[str, torch.Tensor] = {}
-        self.stats: dict[str, float] | None = None
+        self.t_end = int(self.cfg.end_frac * trainer.total_updates)
+        self.grown, self.stats = {}, None
         super().on_train_start(trainer)
 
     def is_mask_update(self, t: int) -> bool:
@@ -87,25 +99,28 @@ class SET(SparseTraining):
         return torch.rand(p.numel(), generator=self.generator).view(p.shape).to(p.device)
 
     def before_step(self, networks: list[str], optimizer: torch.optim.Optimizer) -> None:
+        """Off a mask update, masked gradients; on one, new masks for this optimizer's layers and no step."""
         t = self.trainer.updates
         if not self.is_mask_update(t):
             self.mask_gradients(optimizer)
             return
-        d = drop_fraction(t, self.t_end, self.cfg.drop_fraction)
-        stats = {"sparse/drop_fraction": d}
-        with torch.no_grad():
-            for k in self.pruner.owned_by(optimizer):
-                p = self.pruner.params[k]
-                new, n_drop, grown = drop_and_grow(self.pruner.masks[k], p, self.grow_scores(k, p), d)
-                self.pruner.masks[k] = new.view(p.shape).to(p)
-                self.grown[k] = grown.view(p.shape)
-                net = k.split("/", 1)[0]
-                stats[f"sparse/{net}/dropped"] = stats.get(f"sparse/{net}/dropped", 0) + n_drop
-                stats[f"sparse/{net}/grown"] = stats.get(f"sparse/{net}/grown", 0) + int(grown.sum())
+        self.update_masks(optimizer, drop_fraction(t, self.t_end, self.cfg.drop_fraction))
+        skip_step(optimizer)
+
+    @torch.no_grad()
+    def update_masks(self, optimizer: torch.optim.Optimizer, fraction: float) -> None:
+        """Drop and grow ``fraction`` of each layer's kept weights, for the layers ``optimizer`` steps; remembers
+        what grew (its moments are zeroed after the step) and the counts to log."""
+        stats = {"sparse/drop_fraction": fraction}
+        for k in self.pruner.owned_by(optimizer):
+            p = self.pruner.params[k]
+            new, n_drop, grown = drop_and_grow(self.pruner.masks[k], p, self.grow_scores(k, p), fraction)
+            self.pruner.set_mask(k, new)
+            self.grown[k] = grown.view(p.shape)
+            net = k.split("/", 1)[0]
+            stats[f"sparse/{net}/dropped"] = stats.get(f"sparse/{net}/dropped", 0) + n_drop
+            stats[f"sparse/{net}/grown"] = stats.get(f"sparse/{net}/grown", 0) + int(grown.sum())
         self.stats = {**(self.stats or {}), **stats}
-        for group in optimizer.param_groups:  # JaxPruner skips the optimizer's step on a mask update
-            for q in group["params"]:
-                q.grad = None
 
     def after_step(self, networks: list[str], optimizer: torch.optim.Optimizer) -> None:
         for k in self.pruner.owned_by(optimizer):

@@ -42,7 +42,7 @@ class GMP(PruningMethod):
     """Gradual magnitude pruning to ``sparsity`` over the run's gradient updates. At a mask update the masks are
     recomputed before the optimizer step, from the weights it is about to change (JaxPruner's ``update_state``), and
     applied right after it, so everything the agent derives from the step (a target copy, a Polyak average) sees
-    them. With ``sparsity=0`` it runs the same schedule, every target is 0, and no mask is ever created."""
+    them. With ``sparsity=0`` it runs the same schedule, every target sparsity is 0, and no mask is ever created."""
 
     cfg: GMPConfig
 
@@ -52,6 +52,8 @@ class GMP(PruningMethod):
         self._state: dict | None = None
         self._hooks: list = []
         self._frozen: list[str] = []
+        self.pruner: MagnitudePruner | None = None  # built at on_train_start, once the networks exist
+        self.t_start = self.t_end = 0  # the pruning window in gradient updates, from the run's total
 
     def on_train_start(self, trainer: TrainerView) -> None:
         c, agent = self.cfg, trainer.agent
@@ -60,7 +62,7 @@ class GMP(PruningMethod):
                                       agent.target_networks() if c.mask_targets else None, sparsity=self.sparsity)
         if self._state is not None:
             self.pruner.load_state_dict(self._state["pruner"])
-            self.target, self.last_mask_update = self._state["target"], self._state["last_mask_update"]
+            self.target_sparsity, self.last_mask_update = self._state["target"], self._state["last_mask_update"]
         self._hooks, self._frozen = self.pruner.attach(
             agent.optimizers(), lambda networks, _opt: self._mask_update(trainer.updates, networks, apply=False))
         if not trainer.resumed:  # a resumed run logged this at its start already
@@ -70,8 +72,8 @@ class GMP(PruningMethod):
         """At update ``t``, recompute the masks of ``networks`` if the schedule says so."""
         if is_mask_update(t, self.t_start, self.t_end, self.cfg.update_freq_updates):
             fraction = gmp_fraction(t, self.t_start, self.t_end)
-            self.target, self.last_mask_update = self.sparsity * fraction, t
-            if self.target > 0:
+            self.target_sparsity, self.last_mask_update = self.sparsity * fraction, t
+            if self.target_sparsity > 0:
                 self.pruner.prune_scaled(fraction, networks, apply=apply)
 
     def masks_final(self, updates: int) -> bool:
@@ -90,7 +92,8 @@ class GMP(PruningMethod):
             handle.remove()
 
     def state_dict(self) -> dict:
-        return {"pruner": self.pruner.state_dict(), "target": self.target, "last_mask_update": self.last_mask_update}
+        return {"pruner": self.pruner.state_dict(), "target": self.target_sparsity,  # the checkpoint's key as before
+                "last_mask_update": self.last_mask_update}
 
     def load_state_dict(self, state: dict) -> None:
         self._state = state  # applied in on_train_start, once the networks exist

@@ -17,7 +17,7 @@ from torch import nn
 from core.activations import captured
 from core.callbacks import Callback
 from core.errors import require
-from core.protocols import TrainerView, UpdateResult
+from core.protocols import BuiltNetwork, TrainerView, UpdateResult
 from pruning.measure import prunable_weights
 
 
@@ -45,8 +45,9 @@ def neuron_scores(activation: torch.Tensor) -> torch.Tensor:
 
 
 def srank(features: torch.Tensor, delta: float = 0.01) -> int:
-    """Effective rank: min k such that the top-k singular values hold ≥ 1 − δ of their sum."""
-    sv = torch.linalg.svdvals(features.double())
+    """Effective rank: min k such that the top-k singular values hold ≥ 1 − δ of their sum. In float64 on the CPU
+    (a GPU's float64 SVD is slow, and the probe is rare)."""
+    sv = torch.linalg.svdvals(features.detach().to("cpu", torch.float64))
     total = sv.sum()
     if total <= 0:
         return 0
@@ -58,14 +59,14 @@ def fanin_pruned_fraction(weight: torch.Tensor) -> float:
     return float((weight.detach().flatten(1) == 0).all(dim=1).float().mean())
 
 
-def _feature_relus(net: nn.Module) -> dict[str, nn.Module]:
+def _feature_relus(net: BuiltNetwork) -> dict[str, nn.Module]:
     """The ReLUs of the network's ``features``, by their name in the whole network (``features.relu1``)."""
     inside = set(net.features.modules())
     return {name: m for name, m in net.named_modules() if isinstance(m, nn.ReLU) and m in inside}
 
 
 @torch.inference_mode()
-def probe(name: str, net: nn.Module, obs: torch.Tensor, cfg: HealthConfig) -> dict[str, float]:
+def probe(name: str, net: BuiltNetwork, obs: torch.Tensor, cfg: HealthConfig) -> dict[str, float]:
     """All health metrics of one network (one with ``features`` and ``head``), tagged ``dormant/<name>/…`` and
     ``health/<name>/…``. The network runs in eval mode (noisy layers at their means), so a probe neither measures
     noise nor draws from the training RNG."""

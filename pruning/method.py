@@ -31,7 +31,17 @@ class PruningMethod(Callback):
         """``log_every_updates``: how often the measured ``sparsity/*`` tags are written besides mask updates;
         ``seed``: the run's seed, for a method that draws (its own generator, apart from the agent's)."""
         self.cfg, self.sparsity, self.log_every_updates, self.seed = cfg, sparsity, log_every_updates, seed
-        self.target = 0.0
+        self.target_sparsity = 0.0  # the schedule's s_t at the last mask update (the sparsity/target tag)
+
+    @property
+    def target(self) -> float:
+        """The old name of ``target_sparsity``, read and written by plugins written before it (``target`` now means a
+        network copy everywhere else)."""
+        return self.target_sparsity
+
+    @target.setter
+    def target(self, value: float) -> None:
+        self.target_sparsity = value
 
     def current_masks(self) -> dict[str, torch.Tensor] | None:
         """The masks by ``<network>/<parameter>`` (None while dense), for ReDo and resets to respect."""
@@ -48,4 +58,4 @@ class PruningMethod(Callback):
         return False
 
     def log_sparsity(self, trainer: TrainerView) -> None:
-        trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target), trainer.env_step)
+        trainer.logger.log(sparsity_metrics(trainer.agent.networks(), self.target_sparsity), trainer.env_step)

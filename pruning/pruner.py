@@ -137,6 +137,15 @@ class MagnitudePruner:
         if apply:
             self.apply(networks)
 
+    def set_masks(self, masks: dict[str, torch.Tensor]) -> None:
+        """Every mask at once (a method's initial masks), as new tensors: what caches a mask (sparse inference, sparse
+        compute) notices the change by the tensor's identity."""
+        self.masks = {k: masks[k].view(self.params[k].shape).to(self.params[k]) for k in self.params}
+
+    def set_mask(self, key: str, mask: torch.Tensor) -> None:
+        """One layer's new mask (SET's and RigL's drop and grow), as a new tensor, as ``set_masks``."""
+        self.masks[key] = mask.view(self.params[key].shape).to(self.params[key])
+
     def _keep(self, keys: list[str], fraction: float) -> dict[str, torch.Tensor]:
         scores = {k: self.params[k].detach().abs().flatten() for k in keys}
         if self.scope == Scope["global"]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from core.protocols import BuiltNetwork
+
 LAYERS = (nn.Linear, nn.Conv2d)
 
 
@@ -22,7 +24,7 @@ class UnitLayer:
     outgoing: list[nn.Module]
 
 
-def unit_layers(net: nn.Module) -> list[UnitLayer]:
+def unit_layers(net: BuiltNetwork) -> list[UnitLayer]:
     """The hidden unit layers in order; raises ValueError for a network whose ``features`` hold anything with
     parameters other than plain conv and linear layers (a residual stack), where units cannot be mapped this way."""
     children = list(net.features.named_children())
@@ -44,7 +46,7 @@ def unit_layers(net: nn.Module) -> list[UnitLayer]:
     return found
 
 
-def head_layers(net: nn.Module) -> list[nn.Module]:
+def head_layers(net: BuiltNetwork) -> list[nn.Module]:
     return [m for m in net.head.modules() if isinstance(m, LAYERS)]
 
 

@@ -50,11 +50,12 @@ class SparseTraining(PruningMethod):
 
     def __init__(self, cfg: StaticConfig, sparsity: float, log_every_updates: int, seed: int = 0):
         super().__init__(cfg, sparsity, log_every_updates, seed)
-        self.target = sparsity
+        self.target_sparsity = sparsity
         self.generator = method_generator(seed, self.GENERATOR_TAG)
         self._state: dict | None = None
         self._hooks: list = []
         self.trainer: TrainerView | None = None
+        self.pruner: MagnitudePruner | None = None  # built at on_train_start, once the networks exist
 
     def on_train_start(self, trainer: TrainerView) -> None:
         c, agent = self.cfg, trainer.agent
@@ -66,7 +67,7 @@ class SparseTraining(PruningMethod):
             self.generator.set_state(self._state["generator"])
             self.pruner.load_state_dict(self._state["pruner"])
         else:
-            self.pruner.masks = self.initial_masks(trainer)
+            self.pruner.set_masks(self.initial_masks(trainer))
             self.pruner.apply()
             self.pruner.apply_to_targets(agent.target_networks())
         self._hooks, _ = self.pruner.attach(agent.optimizers(), self.before_step, self.after_step)

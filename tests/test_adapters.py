@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import train
 from adapters.lora import add_lora
@@ -223,3 +224,21 @@ def test_sparse_compute_on_a_frozen_backbone_says_it_does_nothing(tmp_path, sour
     assert ("warning: pruning.sparse_compute=true does nothing with sparsity=0: adapter=lora trains no pruned weight "
             "(the source's pruned backbone is frozen)") in out.stdout
     assert "sparse_compute" not in json.loads((tmp_path / "summary.json").read_text())
+
+
+def test_the_network_comes_from_the_source_when_the_command_does_not_say(tmp_path):
+    """A source trained with network.width=2 on CartPole: the adapter run names neither the env nor the network and
+    gets both from it (said in one line); a width the command does set, and that contradicts, is still refused."""
+    src = tmp_path / "src"
+    out = run_train(*CARTPOLE, "total_env_steps=400", "network.width=2", f"hydra.run.dir={src}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    args = [a for a in CARTPOLE if a != "env=classic"]
+    out = run_train(*args, "total_env_steps=400", "adapter=lora", f"init.from_run={src}",
+                    f"hydra.run.dir={tmp_path / 'run'}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "init.from_run: taken from the source run: network=mlp env=classic network.width=2.0" in out.stdout
+    config = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert config.network.width == 2.0 and config.env.id == "CartPole-v1" and config.agent.name == "dqn"
+    refused = run_train(*CARTPOLE, "adapter=lora", "network.width=3", f"init.from_run={src}",
+                        f"hydra.run.dir={tmp_path / 'no'}")
+    assert refused.returncode == 2 and "'width': 2.0" in refused.stderr and "'width': 3.0" in refused.stderr

@@ -22,6 +22,8 @@ CASES = [
     (["agent=dqnn"], ["agent=dqnn is not an option; did you mean 'dqn'? allowed: dqn, rainbow, sac"]),
     (["pruning=rigel"], ["did you mean 'rigl'? allowed: gmp, lottery, rigl, set, static"]),
     (["env=classic", "env.id=cartpole"], ["did you mean 'CartPole-v1'? allowed classic-control ids: CartPole-v1,"]),
+    (["agent.optimizer=rmsprp"], ["agent.optimizer=rmsprp is not allowed; did you mean 'rmsprop'? allowed: adam,"]),
+    (["agent.optimizer=rmsprop", "agent.weight_decay=1e-5"], ["agent.weight_decay", "optimizer=rmsprop keep it 0"]),
     (["+agent.bogus=1"], ["unknown key 'agent.bogus'; allowed keys in agent: adam_eps, batch_size,"]),
     (["+eval.every_env_step=10"], ["unknown key 'eval.every_env_step'; did you mean 'every_env_steps'? allowed keys"]),
     (["+sparsityy=0.9"], ["unknown key 'sparsityy'; did you mean 'sparsity'? allowed keys: adapter, agent,"]),

@@ -7,6 +7,8 @@ import torch
 from agents.dqn import DQN, DQNConfig, Loss, td_loss, td_target
 from agents.exploration import linear_epsilon
 from agents.networks import MLPConfig
+from agents.optimizer import OptimizerName, rmsprop
+from core.errors import ConfigError
 from core.protocols import Batch
 
 
@@ -82,3 +84,28 @@ def test_eval_mode_is_greedy_up_to_eval_epsilon():
     assert all(agent.act(obs, env_step=0, eval_mode=True) == greedy for _ in range(50))
     # in training at step 0 epsilon is 1: both actions appear
     assert {agent.act(obs, env_step=0) for _ in range(100)} == {0, 1}
+
+
+def test_rmsprop_is_the_minatar_papers_centred_rmsprop_by_hand():
+    """Two steps of torch's centred RMSprop as MinAtar's examples/dqn.py builds it, against the formula:
+    v ← αv + (1−α)g², m ← αm + (1−α)g, w ← w − lr·g / (sqrt(v − m²) + ε)."""
+    agent = make_agent(optimizer=OptimizerName.rmsprop, lr=2.5e-4)
+    assert isinstance(agent.optimizer, torch.optim.RMSprop)
+    group = agent.optimizer.param_groups[0]
+    assert (group["lr"], group["alpha"], group["eps"], group["centered"], group["momentum"]) == (2.5e-4, 0.95, 0.01,
+                                                                                                 True, 0)
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = rmsprop([w], 2.5e-4, 0.95, 0.01, True)
+    expected, v, m = 1.0, 0.0, 0.0
+    for g in (2.0, -1.0):
+        w.grad = torch.tensor([g])
+        opt.step()
+        v, m = 0.95 * v + 0.05 * g * g, 0.95 * m + 0.05 * g
+        expected -= 2.5e-4 * g / ((v - m * m) ** 0.5 + 0.01)
+        assert w.item() == pytest.approx(expected, rel=1e-6)
+    assert expected == pytest.approx(1.0 - 1.121353e-3 + 5.021827e-4, rel=1e-6)  # 2·2.5e-4/0.445890, 2.5e-4/0.497827
+
+
+def test_rmsprop_refuses_weight_decay_in_one_line():
+    with pytest.raises(ConfigError, match="decoupled weight decay is AdamW's: with optimizer=rmsprop keep it 0"):
+        DQNConfig(optimizer=OptimizerName.rmsprop, weight_decay=1e-5).validate()

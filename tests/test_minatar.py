@@ -74,3 +74,27 @@ def test_pruned_run_on_minatar(agent, tmp_path):
 def test_every_game_is_registered():
     for game in GAMES:
         make_env(MinAtarConfig(id=game), 0).close()
+
+
+def test_the_minatar_papers_protocol_runs_and_older_run_folders_still_resume(tmp_path):
+    """``tuned=dqn_minatar_paper``: RMSProp, PyTorch's init, 5,000 random steps, then an update per step. Its run
+    folder, stored as a suite from before ``agent.optimizer`` and ``network.init`` would have written it, is still
+    the same run (complete: nothing to do), while a real change of either key is refused."""
+    args = ["env=minatar", "tuned=dqn_minatar_paper", "total_env_steps=5600", "eval.episodes=1", "progress=false",
+            f"hydra.run.dir={tmp_path}"]
+    out = run_train(*args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["updates"] == 600  # agent steps 5,001-5,600
+    text = (tmp_path / "config.yaml").read_text()
+    assert "optimizer: rmsprop" in text and "init: torch" in text and "epsilon_decay_steps: 100000" in text
+    older = [line for line in text.splitlines()
+             if line not in ("  init: torch", "  optimizer: rmsprop") and not line.strip().startswith("rmsprop_")]
+    assert len(older) == len(text.splitlines()) - 5
+    (tmp_path / "config.yaml").write_text("\n".join(older) + "\n")  # a folder from before the keys: Adam, auto
+    same = run_train("env=minatar", "tuned=dqn_minatar_paper", "agent.optimizer=adam", "network.init=auto",
+                     *args[2:])
+    assert same.returncode == 0 and "run already complete" in same.stdout, same.stderr[-2000:]
+    changed = run_train(*args)
+    assert changed.returncode == 2
+    assert "agent.optimizer: adam -> rmsprop" in changed.stderr and "network.init: auto -> torch" in changed.stderr

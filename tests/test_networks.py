@@ -5,7 +5,19 @@ import pytest
 import torch
 from torch import nn
 
-from agents.networks import ImpalaConfig, MLPConfig, NatureCNNConfig, Padding, build_network, count_parameters
+import suite
+from agents.networks import (
+    ImpalaConfig,
+    Init,
+    MinAtarCNNConfig,
+    MLPConfig,
+    NatureCNNConfig,
+    Padding,
+    build_network,
+    count_parameters,
+)
+from core.protocols import BuiltNetwork
+from envs import make_env
 
 
 def nature_params(width, flat_hw, n_actions, c=4):
@@ -108,3 +120,41 @@ def test_impala_pools_with_same_padding_and_adds_the_residual():
             conv.bias.zero_()
         y = torch.randn(1, 2, 4, 4)
         assert torch.equal(block(y), y)
+
+
+def test_torch_init_draws_the_minatar_papers_network_exactly():
+    """``network.init=torch`` on ``minatar_cnn``: from the same seed, the same weights as MinAtar's examples/dqn.py
+    QNetwork (conv 16-3x3, Linear 1024→128, Linear 128→n, PyTorch's default init, built in that order); ``auto``
+    keeps Xavier-uniform and zero biases."""
+    torch.manual_seed(0)
+    ours = build_network(MinAtarCNNConfig(init=Init.torch), (4, 10, 10), 6)
+    torch.manual_seed(0)
+    theirs = [nn.Conv2d(4, 16, kernel_size=3, stride=1), nn.Linear(8 * 8 * 16, 128), nn.Linear(128, 6)]
+    for mine, ref in zip((ours.features.conv1, ours.features.fc1, ours.head), theirs, strict=True):
+        assert torch.equal(mine.weight, ref.weight) and torch.equal(mine.bias, ref.bias)
+    dopamine = build_network(MinAtarCNNConfig(), (4, 10, 10), 6)
+    assert not dopamine.features.fc1.bias.any() and ours.features.fc1.bias.abs().min() > 0
+    g = torch.Generator().manual_seed(1)
+    fresh = ours.fresh_parameters(ours.features.fc1, g)  # ReDo and resets redraw with the chosen init too
+    assert fresh["bias"].abs().max() <= 1 / 1024 ** 0.5 and fresh["bias"].any()
+    mlp_xavier = build_network(MLPConfig(init=Init.xavier), (4,), 2)
+    assert not mlp_xavier.features.fc1.bias.any()
+
+
+@pytest.mark.parametrize("overrides", [["env=minatar"], ["env=minatar", "agent=rainbow"], ["env=classic"],
+                                       ["agent=sac", "env=dmc", "env.id=cartpole-swingup"],
+                                       ["env=atari", "network=impala"], ["env=atari"]])
+def test_every_agents_networks_declare_the_network_contract(compose_cfg, overrides):
+    """``core.protocols.BuiltNetwork``: what pruning, the health probe, ReDo, resets and adapters rely on, declared
+    and held by every network every agent lists (an Atari env is built only for its spaces)."""
+    cfg = compose_cfg(*overrides)
+    env = make_env(cfg.env, 0)
+    try:
+        agent = suite.build_agent(cfg, env, np.random.default_rng(0), torch.device("cpu"))
+    finally:
+        env.close()
+    for name, net in agent.networks().items():
+        assert isinstance(net, BuiltNetwork), name
+        assert net.builder_weights and all(n in dict(net.named_parameters()) for n in net.builder_weights)
+        assert set(net.head.modules()) <= set(net.modules()) and set(net.features.modules()) <= set(net.modules())
+    assert not isinstance(nn.Linear(2, 2), BuiltNetwork)

@@ -142,7 +142,7 @@ def test_callback_state_dict_continues_the_schedule_exactly(tmp_path):
     for _ in range(18):
         step(a, cb_a, tr_a, g1)
         step(b, cb_b, tr_b, g2)
-    assert 0 < cb_b.target < 0.9 and cb_b.last_mask_update == 16  # t_start 8, multiples of 4: 8, 12, 16
+    assert 0 < cb_b.target_sparsity < 0.9 and cb_b.last_mask_update == 16  # t_start 8, multiples of 4: 8, 12, 16
     resumed = make_agent()
     resumed.load_state_dict(copy.deepcopy(b.state_dict()))
     cb_r, tr_r = start(resumed, copy.deepcopy(cb_b.state_dict()), updates=18)
@@ -152,7 +152,7 @@ def test_callback_state_dict_continues_the_schedule_exactly(tmp_path):
     for _ in range(21):
         step(a, cb_a, tr_a, g1)
         step(resumed, cb_r, tr_r, g2)
-    assert cb_r.target == cb_a.target == 0.9
+    assert cb_r.target_sparsity == cb_a.target_sparsity == 0.9
     for (n, p), (_, q) in zip(a.online.named_parameters(), resumed.online.named_parameters(), strict=True):
         assert torch.equal(p, q), n
 
@@ -230,4 +230,4 @@ def test_gmp_scores_the_weights_as_they_were_before_the_step():
         post = unmasked.online.get_parameter(name).detach().abs().flatten()
         differs |= not torch.equal(top_k_mask(post, counts[key]).view(mask.shape), mask != 0)
     assert differs  # scoring after the step would have chosen other weights
-    assert gmp.target == pytest.approx(0.9 * (1 - 0.8**3))
+    assert gmp.target_sparsity == pytest.approx(0.9 * (1 - 0.8**3))

@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tests.conftest import ROOT, run_train
 from training.checkpoint import Checkpointer
+from training.device import cuda_settings, resolve_device
 
 # CartPole, 2,500 updates: warm-up to step 500, pruning from update 500 to 2,000 (agent steps 1,000 to 2,500),
 # evaluations at 1,000, 2,000 and 3,000, checkpoints every 400 steps.
@@ -398,3 +399,21 @@ def test_ctrl_c_closes_the_progress_bar_before_its_message(tmp_path):
     lines = [line for line in out.stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert any("/3000 [" in line for line in lines)  # the bar was drawn
     assert lines[-1].startswith("stopped by SIGINT at agent step 700; checkpoint:"), lines[-3:]
+
+
+@pytest.mark.parametrize("name, job, gpus, expected", [
+    ("auto", None, 0, "cpu"), ("auto", 5, 0, "cpu"), ("auto", None, 2, "cuda"), ("auto", 0, 2, "cuda:0"),
+    ("auto", 3, 2, "cuda:1"), ("auto", 7, 4, "cuda:3"), ("auto", 4, 1, "cuda:0"), ("cuda:1", 0, 2, "cuda:1"),
+    ("cpu", 3, 2, "cpu")])
+def test_auto_device_spreads_sweep_jobs_over_the_visible_gpus(name, job, gpus, expected):
+    assert resolve_device(name, job, gpus) == torch.device(expected)
+
+
+def test_cuda_settings_follow_the_config(compose_cfg):
+    """Flags only (they exist in a CPU build too): both keys off is float32 everywhere, cuDNN's TF32 included."""
+    cuda_settings(compose_cfg("env=classic", "tf32=true", "cudnn_benchmark=true"))
+    flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,  # noqa: E731
+                     torch.backends.cudnn.benchmark)
+    assert flags() == (True, True, True)
+    cuda_settings(compose_cfg("env=classic"))
+    assert flags() == (False, False, False)

@@ -4,10 +4,13 @@ checkpoint (or the one at ``init.step``), ``state.pt`` alone, checked against it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from core.callbacks import Callback
 from core.errors import ConfigError, require
@@ -53,6 +56,44 @@ def read_source(cfg: InitConfig) -> Source:
     except CheckpointError as e:
         raise ConfigError("init.from_run", str(src), f"its checkpoint {path.name} cannot be read: {e}") from None
     return Source(str(src), int(path.name.removeprefix("step_")), sha, state["agent"])
+
+
+def _override_value(value: Any) -> str:
+    """A plain config value as Hydra's override grammar writes it."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def inherited_overrides(overrides: list[str], compose: Callable[[list[str]], Any]) -> list[str]:
+    """What a run started from ``init.from_run`` takes from its source when the command leaves it unsaid: the agent,
+    the network (every key of it) and, when the command names neither ``env`` nor ``env.id``, the env and its game.
+    Returned as overrides to add, only those that change the composed config; a key the command sets is never
+    touched, so a contradiction is still refused by the fit check. Nothing for a sweep over sources, a missing
+    source (the check names it) or a command that does not compose (preflight names that)."""
+    given = {o.lstrip("+~").partition("=")[0]: o.partition("=")[2] for o in overrides if "=" in o}
+    src = given.get("init.from_run", "")
+    if not src or "," in src or not (Path(src).expanduser() / CONFIG).is_file():
+        return []
+    theirs = OmegaConf.to_container(OmegaConf.load(Path(src).expanduser() / CONFIG))
+    try:
+        ours = compose(overrides)
+        extra = [f"{group}={theirs[group]['name']}" for group in ("agent", "network", "env")
+                 if group not in given and not (group == "env" and "env.id" in given)
+                 and theirs[group]["name"] != ours[group]["name"]]
+        if "env" not in given and "env.id" not in given and theirs["env"]["id"] != compose(overrides + extra).env.id:
+            extra.append(f"env.id={theirs['env']['id']}")
+        ours = OmegaConf.to_container(compose(overrides + extra).network, resolve=True, enum_to_str=True)
+    except Exception:  # noqa: BLE001 - the command's own mistake: preflight reports it in one line
+        return []
+    if ours["name"] != theirs["network"]["name"]:
+        return extra  # another network named on the command line: the fit check refuses it
+    return extra + [f"network.{key}={_override_value(value)}" for key, value in theirs["network"].items()
+                    if f"network.{key}" not in given and key in ours and ours[key] != value]
 
 
 class InitFromRun(Callback):

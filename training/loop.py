@@ -179,6 +179,11 @@ class Trainer:
         self.update_seconds: list[float] = []  # wall time of the first updates of this process (sample + update)
         self.stop = stop if stop is not None else StopRequest()  # not `or`: an idle request is falsy
         self.total_updates = count_updates(cfg.total_env_steps, cfg.learning_starts, cfg.update_period)
+        self.obs: Any = None  # the current observation, from the env's reset or the checkpoint
+        # set as the loop starts: wall clock and agent step at its start and at the last log window, the bar
+        self._t0 = self._window_t = 0.0
+        self._window_step = self._start_step = 0
+        self._bar: tqdm | None = None
 
     # --- checkpoint state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -354,7 +359,12 @@ class Trainer:
         self._window_t, self._window_step = time.perf_counter(), self.env_step  # keep evaluation out of training SPS
 
     def _check_finite(self, result: UpdateResult) -> None:
-        """The losses the agent reported: one host sync per update (free on CPU; acting already syncs every step)."""
+        """The losses the agent reported, in one host sync per update however many there are (SAC reports five);
+        free on CPU, and acting syncs every step anyway. Only a non-finite one is looked at one by one."""
+        values = list(result.losses.values())
+        if len(values) > 1 and all(torch.is_tensor(v) and v.is_cuda for v in values):
+            if bool(torch.isfinite(torch.stack([v.float().reshape(()) for v in values])).all()):
+                return
         for tag, value in result.losses.items():
             if not math.isfinite(float(value)):
                 raise Diverged(f"{tag} is {float(value)} at update {self.updates} (agent step {self.env_step}); "

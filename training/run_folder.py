@@ -23,6 +23,10 @@ from core.run_files import CONFIG
 FREE_KEYS = ("progress", "checkpoint")  # may change between the first start and a resume
 # may change too, and the resume says so: the same arithmetic in other kernels (numbers agree to float rounding)
 SWITCHES = ("device", "pruning.sparse_compute")
+# keys added after run folders existed, with the value that reproduces what the code did before them: a stored
+# config without the key is that value, so older runs still resume (and finished ones are still skipped)
+ADDED = {"agent.optimizer": "adam", "agent.rmsprop_alpha": 0.95, "agent.rmsprop_eps": 0.01,
+         "agent.rmsprop_centered": True, "network.init": "auto", "tf32": False, "cudnn_benchmark": False}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -63,7 +67,8 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def differences(stored: dict, current: dict) -> list[str]:
-    a, b = _flat(stored), _flat(current)
+    b = _flat(current)
+    a = {**{k: v for k, v in ADDED.items() if k in b}, **_flat(stored)}
     keys = sorted(k for k in a.keys() | b.keys()
                   if k.split(".")[0] not in FREE_KEYS and k not in SWITCHES and a.get(k) != b.get(k))
     return [f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}" for k in keys]
