@@ -69,14 +69,14 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     init: InitConfig = field(default_factory=InitConfig)  # start from another run's networks
     logger: LoggerConfig = field(default_factory=LoggerConfig)  # experiment trackers beside TensorBoard
-    seed: int = 0
+    seed: int = 0  # seeds torch, the agent's and replay's RNGs, and the envs
     total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto in a sweep: GPU (job number mod the visible GPUs)
     tf32: bool = False  # CUDA: TF32 matmuls and convolutions (faster on Ampere and later, ~1e-3 relative rounding)
     cudnn_benchmark: bool = False  # CUDA: cuDNN picks its fastest convolution per shape (not deterministic)
     torch_threads: int = 0  # 0 keeps torch's default (one per physical core)
-    log_every_env_steps: int = 1_000
-    progress: bool = True
+    log_every_env_steps: int = 1_000  # agent steps between rows of losses and SPS
+    progress: bool = True  # the progress bar (steps, SPS, last return, ETA)
 
 
 def register_configs() -> None:

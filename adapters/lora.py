@@ -25,7 +25,7 @@ from core.errors import require
 @dataclass
 class LoRAConfig:
     name: str = "lora"
-    rank: int = 8
+    rank: int = 8  # r, the rank of the update B·A
     alpha: float = 8.0  # the update is scaled by alpha / rank
     targets: list[str] = field(default_factory=list)  # layer names (features.fc1, head, ...); empty = every layer
     train_head: str = "auto"  # auto | true | false; auto: a new, trained head when the action count differs

@@ -26,8 +26,8 @@ from core.errors import require
 @dataclass
 class VeRAConfig:
     name: str = "vera"
-    rank: int = 256
-    d_initial: float = 0.1
+    rank: int = 256  # r, the rank of the shared random A and B
+    d_initial: float = 0.1  # the initial value of the trained scaling vector d
     projection_seed: int = 0  # the shared A, B are regenerated from it
     targets: list[str] = field(default_factory=list)  # layer names; empty = every layer
     train_head: str = "auto"  # auto | true | false

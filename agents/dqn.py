@@ -38,24 +38,25 @@ class ValueAgentConfig:
     name: str = MISSING
     learning_starts: int = 20_000  # agent steps of pure exploration before the first update
     replay_capacity: int = 1_000_000  # transitions
-    batch_size: int = 32
+    batch_size: int = 32  # transitions per gradient update
     update_period: int = 4  # one gradient update every this many agent steps
     target_update_period: int = 8_000  # hard target copy every this many agent steps
-    lr: float = 6.25e-5
+    lr: float = 6.25e-5  # the optimizer's learning rate
+    # adam, or rmsprop: torch's RMSprop as the MinAtar paper's DQN builds it
     optimizer: OptimizerName = OptimizerName.adam
-    adam_eps: float = 1.5e-4
+    adam_eps: float = 1.5e-4  # Adam's ε
     rmsprop_alpha: float = 0.95  # optimizer=rmsprop: torch's alpha, the squared-gradient average's decay
     rmsprop_eps: float = 0.01  # outside the square root, as torch.optim.RMSprop
-    rmsprop_centered: bool = True
-    gamma: float = 0.99
+    rmsprop_centered: bool = True  # optimizer=rmsprop: centred (the gradient's mean subtracted), as the MinAtar paper
+    gamma: float = 0.99  # discount factor
     n_step: int = 1  # n-step returns (Dopamine's update_horizon), folded into replay at add time
-    double: bool = False
+    double: bool = False  # double DQN: the online network picks the next action, the target network values it
     max_grad_norm: float | None = None  # no clipping, as Dopamine
     weight_decay: float = 0.0  # decoupled (AdamW-style): w ← w − lr·λ·w each step; the paper's comparison uses 1e-5
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.01
+    epsilon_start: float = 1.0  # ε of ε-greedy while the replay fills and at the start of the decay
+    epsilon_end: float = 0.01  # ε after epsilon_decay_steps
     epsilon_decay_steps: int = 250_000  # agent steps after learning_starts
-    eval_epsilon: float = 0.001
+    eval_epsilon: float = 0.001  # ε of evaluation episodes
 
     def validate(self) -> None:
         check_learning_schedule(self)
@@ -81,7 +82,7 @@ class ValueAgentConfig:
 @dataclass
 class DQNConfig(ValueAgentConfig):
     name: str = "dqn"
-    loss: Loss = Loss.mse
+    loss: Loss = Loss.mse  # mse (Dopamine JAX) or huber (Nature DQN, δ = 1)
 
 
 def td_target(returns: torch.Tensor, discounts: torch.Tensor, next_q_target: torch.Tensor,

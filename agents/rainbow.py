@@ -32,12 +32,12 @@ class RainbowConfig(ValueAgentConfig):
 
     name: str = "rainbow"
     n_step: int = 3
-    prioritized: bool = True
-    num_atoms: int = 51
-    v_min: float = -10.0
-    v_max: float = 10.0
-    dueling: bool = False
-    noisy: bool = False
+    prioritized: bool = True  # prioritized replay (Schaul et al.); false samples uniformly
+    num_atoms: int = 51  # atoms of the C51 support
+    v_min: float = -10.0  # lowest atom of the C51 support (CartPole: −100)
+    v_max: float = 10.0  # highest atom of the C51 support (CartPole: 100)
+    dueling: bool = False  # dueling heads (a value stream beside the advantages)
+    noisy: bool = False  # factorised noisy layers in the head; sets the training ε to 0
     noisy_sigma0: float = 0.5  # Fortunato et al. 2018, factorised noise
 
     def validate(self) -> None:

@@ -32,21 +32,21 @@ LOG_2 = math.log(2.0)
 class SACConfig:
     name: str = "sac"
     learning_starts: int = 10_000  # agent steps of uniform random actions before the first update
-    replay_capacity: int = 1_000_000
-    batch_size: int = 256
+    replay_capacity: int = 1_000_000  # transitions
+    batch_size: int = 256  # transitions per gradient update
     update_period: int = 1  # one gradient update (critics, actor, α) every this many agent steps
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
-    adam_eps: float = 1e-8
-    gamma: float = 0.99
+    actor_lr: float = 3e-4  # the actor's Adam learning rate
+    critic_lr: float = 3e-4  # the critics' Adam learning rate
+    alpha_lr: float = 3e-4  # the temperature α's Adam learning rate
+    adam_eps: float = 1e-8  # Adam's ε (all three optimizers)
+    gamma: float = 0.99  # discount factor
     n_step: int = 1  # only 1 (the soft target's entropy term is per step)
     tau: float = 0.005  # Polyak factor of the target critics, once per update
-    init_alpha: float = 1.0
+    init_alpha: float = 1.0  # the temperature α at the start
     autotune: bool = True  # learn α; false keeps it at init_alpha
     target_entropy: float | None = None  # null = −|A| (Haarnoja et al.)
     log_std_min: float = -5.0  # the actor's log σ is squashed into [min, max] with a tanh (as CleanRL)
-    log_std_max: float = 2.0
+    log_std_max: float = 2.0  # upper bound of the actor's log σ
     weight_decay: float = 0.0  # decoupled (AdamW-style), on the actor's and critics' optimizers; not on α
 
     def validate(self) -> None:

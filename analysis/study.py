@@ -1,4 +1,4 @@
-"""The README's Results from a study folder: ``python -m analysis.study results/minatar_dqn_1m --out DIR``.
+"""docs/results.md from a study folder: ``python -m analysis.study results/minatar_dqn_1m --out DIR``.
 
 Writes ``learning_curves_per_game.png/.pdf`` (evaluation return against agent steps, a panel per game and width, a
 line per sparsity: the mean over seeds with its 95% confidence interval, Student's t over the seeds) and

@@ -39,10 +39,12 @@ class Profile(str, Enum):
 class AtariConfig:
     name: str = "atari"
     id: str = "Pong"  # ALE game name as in ALE/<id>-v5, e.g. Pong, Breakout, MsPacman
+    # dopamine: sticky actions p = 0.25, no life-loss terminal (Machado et al. 2018); nature: no-ops, FIRE reset and
+    # life-loss terminals (Mnih et al. 2015, as CleanRL)
     profile: Profile = Profile.dopamine
-    frame_skip: int = 4
-    frame_stack: int = 4
-    screen_size: int = 84
+    frame_skip: int = 4  # emulator frames per agent step (max-pooled over the last two)
+    frame_stack: int = 4  # frames stacked into one observation
+    screen_size: int = 84  # observation height and width, grayscale
     max_episode_steps: int = 27_000  # agent steps (x frame_skip frames)
     reward_clip: float | None = 1.0  # learner-side clipping to [-c, c]; null keeps raw rewards
     mode: int | None = None  # a game mode from ALE's list for the game (a transfer task); null = the default

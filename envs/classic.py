@@ -21,8 +21,9 @@ CLASSIC_IDS = DISCRETE_IDS + CONTINUOUS_IDS
 @dataclass
 class ClassicConfig:
     name: str = "classic"
+    # CartPole-v1, Acrobot-v1, MountainCar-v0; continuous: Pendulum-v1, MountainCarContinuous-v0
     id: str = "CartPole-v1"
-    reward_clip: float | None = None
+    reward_clip: float | None = None  # learner-side clipping to [-c, c]; null keeps raw rewards
 
     def validate(self) -> None:
         require(self.id in CLASSIC_IDS, "id", self.id, one_of(self.id, CLASSIC_IDS, "allowed classic-control ids"))

@@ -25,9 +25,9 @@ from envs.registry import ENVS
 @dataclass
 class DMCConfig:
     name: str = "dmc"
-    id: str = "cartpole-swingup"
+    id: str = "cartpole-swingup"  # a dm_control <domain>-<task>: cartpole-swingup, walker-walk, ...
     action_repeat: int = 1  # control steps per agent step (1 for state-based SAC, as Haarnoja et al.)
-    reward_clip: float | None = None
+    reward_clip: float | None = None  # learner-side clipping to [-c, c]; null keeps raw rewards
 
     def validate(self) -> None:
         tasks = dmc_tasks()

@@ -26,10 +26,10 @@ GAMES = {"asterix": "Asterix", "breakout": "Breakout", "freeway": "Freeway", "se
 @dataclass
 class MinAtarConfig:
     name: str = "minatar"
-    id: str = "breakout"
-    sticky_action_prob: float = 0.1
-    difficulty_ramping: bool = True
-    reward_clip: float | None = None
+    id: str = "breakout"  # a MinAtar game: asterix, breakout, freeway, seaquest, space_invaders
+    sticky_action_prob: float = 0.1  # MinAtar's sticky actions: the last action repeats with this probability
+    difficulty_ramping: bool = True  # MinAtar's difficulty ramping, as the MinAtar paper
+    reward_clip: float | None = None  # learner-side clipping to [-c, c]; null keeps raw rewards
 
     def validate(self) -> None:
         require(self.id in GAMES, "id", self.id, one_of(self.id, GAMES, "allowed MinAtar games"))

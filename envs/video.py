@@ -83,7 +83,7 @@ def read_video(path: Path) -> list[np.ndarray]:
 
 
 def film_strip(video: Path, out: Path, frames: int = 8) -> Path:
-    """``frames`` frames evenly spaced over a video, side by side in one PNG (a README figure)."""
+    """``frames`` frames evenly spaced over a video, side by side in one PNG (a docs figure)."""
     shots = read_video(video)
     picks = np.linspace(0, len(shots) - 1, min(frames, len(shots))).round().astype(int)
     Image.fromarray(np.concatenate([shots[i] for i in picks], axis=1)).save(out)

@@ -30,7 +30,7 @@ class SETConfig(StaticConfig):
     d0 0.1); ``conf/tuned/pruning/<method>_atari.yaml`` sets Graesser et al.'s Atari values (5,000, 0.3)."""
 
     name: str = "set"
-    update_freq_updates: int = 1_000
+    update_freq_updates: int = 1_000  # gradient updates between mask updates
     drop_fraction: float = 0.1  # d0, the fraction of active weights replaced at t = 0, decayed by a cosine to 0
     end_frac: float = 0.8  # of the run's gradient updates; the masks are fixed after it
 

@@ -22,12 +22,12 @@ class GMPConfig(MethodConfig):
 
     name: str = "gmp"
     start_frac: float = 0.2  # of the run's gradient updates
-    end_frac: float = 0.8
-    update_freq_updates: int = 1_000
-    distribution: Distribution = Distribution.erk
-    scope: Scope = Scope.layer
-    prune_output_layer: bool = True
-    mask_targets: bool = False  # also zero the pruned weights of target networks (see README)
+    end_frac: float = 0.8  # end of the pruning window, as a fraction of the run's gradient updates
+    update_freq_updates: int = 1_000  # gradient updates between mask recomputations inside the window
+    distribution: Distribution = Distribution.erk  # erk (Erdős–Rényi-Kernel) or uniform per-layer targets
+    scope: Scope = Scope.layer  # layer (per-layer targets) or global (one magnitude ranking over all layers)
+    prune_output_layer: bool = True  # prune the output (head) layer too, as the paper
+    mask_targets: bool = False  # also zero the pruned weights of target networks (docs/agents.md, "Pruning SAC")
 
     def validate(self) -> None:
         require(0 <= self.start_frac < 1, "start_frac", self.start_frac, "must be in [0, 1)")

@@ -25,8 +25,9 @@ from pruning.measure import prunable_weights
 class HealthConfig:
     every_updates: int = 1_000  # gradient updates between probes: about 0.3% of DQN's training time on Atari
     batch_size: int = 256  # replay states per probe, as Sokar et al.
+    # dormancy thresholds τ of the dormant-neuron fractions
     taus: list[float] = field(default_factory=lambda: [0.0, 0.025, 0.1])
-    srank_delta: float = 0.01
+    srank_delta: float = 0.01  # δ of the effective rank srank_δ (Kumar et al. 2021)
 
     def validate(self) -> None:
         require(self.every_updates >= 1, "every_updates", self.every_updates, "must be >= 1")

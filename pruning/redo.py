@@ -31,7 +31,7 @@ MasksFn = Callable[[], dict[str, torch.Tensor] | None]
 
 @dataclass
 class ReDoConfig:
-    enabled: bool = False
+    enabled: bool = False  # ReDo: recycle τ-dormant units (Sokar et al. 2023) beside any method
     tau: float = 0.1  # dormancy threshold (Obando-Ceron et al. 2024, Fig. 12; Sokar et al.: 0.1 on Atari)
     every_updates: int = 1_000  # gradient updates between recycling steps
     batch_size: int = 256  # replay states scored per recycling step

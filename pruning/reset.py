@@ -21,7 +21,7 @@ from pruning.sparse_training import method_generator
 
 @dataclass
 class ResetConfig:
-    enabled: bool = False
+    enabled: bool = False  # re-initialise the last layer every every_updates, beside any method
     every_updates: int = 100_000  # gradient updates between resets (Obando-Ceron et al. 2024: every 100k)
 
     def validate(self) -> None:

@@ -23,8 +23,8 @@ gathered into ``values``; ``zero_optimizer_state`` reaches the moments of a conv
 
 Which layers: a trained ``nn.Linear`` (not ``NoisyLinear``) whose weight the method masks, once its mask is at least
 ``MIN_SPARSITY`` sparse. ``true`` converts every such layer; ``auto`` also needs ``AUTO_MIN_WEIGHTS`` weights and
-``AUTO_MIN_SPARSITY`` sparsity on CPU, and keeps everything dense on a GPU: a fixed rule measured once (README,
-Sparse compute), so the same config computes the same way on every machine of a kind. Convolutions stay dense.
+``AUTO_MIN_SPARSITY`` sparsity on CPU, and keeps everything dense on a GPU: a fixed rule measured once
+(docs/sparse-compute.md), so the same config computes the same way on every machine of a kind. Convolutions stay dense.
 
 Checkpoints keep the dense format: the optimizer's ``state_dict`` scatters the moments of ``values`` back to the
 weight's shape, and the converted layers follow from the masks, so a run resumes with the switch on or off. The
@@ -45,9 +45,9 @@ from core.callbacks import Callback
 from core.protocols import TrainerView, UpdateResult
 from pruning.method import PruningMethod
 
-MIN_SPARSITY = 0.8  # true: below this no measured layer trains faster from CSR (README, Sparse compute)
+MIN_SPARSITY = 0.8  # true: below this no measured layer trains faster from CSR (docs/sparse-compute.md)
 # auto: where the training arithmetic at batch 32 and the no-grad forwards at batch 32 and batch 1 all run faster
-# from CSR, measured once (benchmarks/sparse_training.py, README "Sparse compute"): 1024→128 (MinAtar width 1) is
+# from CSR, measured once (benchmarks/sparse_training.py, docs/sparse-compute.md): 1024→128 (MinAtar width 1) is
 # slower at batch 1 at every sparsity, 3072→384 (width 3) and larger pay from 90% on, none at 80%.
 AUTO_MIN_WEIGHTS = 1 << 20  # 1,048,576 weights
 AUTO_MIN_SPARSITY = 0.9
@@ -288,7 +288,7 @@ class TargetCSR:
 def eligible(mode: bool | str, weights: int, sparsity: float, device: str = "cpu") -> tuple[bool, str]:
     """The fixed conversion rule: whether a masked linear layer of ``weights`` entries at ``sparsity`` converts on a
     ``device`` of that type. On CUDA, ``auto`` keeps every layer dense: at the suite's layer sizes cuSPARSE took
-    1.2-1.3x the dense update on an H200 (README, Sparse compute)."""
+    1.2-1.3x the dense update on an H200 (docs/sparse-compute.md)."""
     if sparsity < MIN_SPARSITY:
         return False, f"below {MIN_SPARSITY:.0%} sparse"
     if mode == "auto" and device != "cpu":

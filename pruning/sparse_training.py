@@ -27,9 +27,9 @@ class StaticConfig(MethodConfig):
     """A random sparse network at the top-level ``sparsity`` from step 0 (``sparsity`` must be > 0)."""
 
     name: str = "static"
-    distribution: Distribution = Distribution.erk
-    prune_output_layer: bool = True
-    mask_targets: bool = False  # also re-mask target networks after every update (see README)
+    distribution: Distribution = Distribution.erk  # erk (Erdős–Rényi-Kernel) or uniform per-layer sparsities
+    prune_output_layer: bool = True  # prune the output (head) layer too, as the paper
+    mask_targets: bool = False  # also re-mask target networks after every update (docs/agents.md, "Pruning SAC")
 
     def validate(self) -> None:
         pass

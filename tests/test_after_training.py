@@ -144,7 +144,7 @@ def test_export_holds_the_network_alone_and_acts_as_the_run(cartpole_run, tmp_pa
     _, state, _, _ = Checkpointer(cartpole_run / "checkpoints", 1).load_latest()
     assert payload["state_dict"].keys() == state["agent"]["online"].keys()
     assert all(torch.equal(payload["state_dict"][k], v) for k, v in state["agent"]["online"].items())
-    agent, env = load_exported(path)  # the README's lines
+    agent, env = load_exported(path)  # the lines of docs/after-training.md
     obs, _ = env.reset(seed=0)
     obs, reward, terminated, truncated, _ = env.step(agent.act(obs, 0, eval_mode=True))
     assert reward == 1.0 and obs.shape == (4,)

@@ -1,4 +1,4 @@
-"""The seams the README's architecture section promises, checked on the code itself.
+"""The seams docs/architecture.md promises, checked on the code itself.
 
 The import layers are ``lint-imports``' contracts (``pyproject.toml``), run by ``.ci/run``; here: no import is
 hidden inside a function to dodge them, every YAML group option has a registered plugin (and the reverse), and

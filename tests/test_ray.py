@@ -13,7 +13,7 @@ from tests.conftest import ROOT, run_train
 RAY_VENV = ROOT / ".venv-ray"
 TINY = ["env=minatar", "env.id=breakout", "total_env_steps=1200", "agent.learning_starts=200",
         "eval.every_env_steps=600", "eval.episodes=2", "progress=false"]
-# The README's Ray command: connect to the running head (Ray 2 refuses object_store_memory, which the launcher
+# The Ray command of docs/sweeps.md: connect to the running head (Ray 2 refuses object_store_memory, which the launcher
 # sets by default, when connecting to an existing cluster).
 LAUNCHER = ["hydra/launcher=ray", "hydra.launcher.ray.init.address=auto",
             "+hydra.launcher.ray.init.object_store_memory=null"]

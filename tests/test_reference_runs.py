@@ -6,7 +6,7 @@ figures are dropped (as the resume tests compare runs). Comparing two runs here,
 numbers, keeps the check exact: CPU kernels may round differently on another processor, never on the same one.
 
 ``REFERENCE`` is the commit before the speed work of issue 18. Move it only with a change that alters results on
-purpose, and say so in the README.
+purpose, and say so in the docs.
 """
 
 import shutil

@@ -16,7 +16,7 @@ from tests.test_resume import metric_rows, summary
 
 TINY = ["env=minatar", "env.id=breakout", "total_env_steps=1200", "agent.learning_starts=200",
         "eval.every_env_steps=600", "eval.episodes=2", "progress=false"]
-# The README's SLURM command, with a short time limit and the cluster's one partition.
+# The SLURM command of docs/sweeps.md, with a short time limit and the cluster's one partition.
 LAUNCHER = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=10",
             "hydra.launcher.signal_delay_s=60", "hydra.launcher.max_num_timeout=3", "hydra.launcher.mem_gb=2",
             "hydra.launcher.cpus_per_task=1"]

@@ -25,7 +25,7 @@ METRICS = "metrics.jsonl"
 @dataclass
 class LoggerConfig:
     wandb: bool = False  # mirror the scalars and the config to Weights & Biases (the wandb extra)
-    wandb_project: str = "pedrl"
+    wandb_project: str = "pedrl"  # the W&B project
     wandb_entity: str = ""  # "" = your default entity
     wandb_group: str = ""  # "" = none; a sweep may set one to group its runs
 

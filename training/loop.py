@@ -35,7 +35,7 @@ EVAL_SEED_OFFSET = 1_000_003
 @dataclass
 class EvalConfig:
     every_env_steps: int = 250_000  # agent steps between evaluations (one Dopamine iteration); always once at the end
-    episodes: int = 10
+    episodes: int = 10  # full episodes per evaluation, acted at agent.eval_epsilon
     video: bool = False  # film the first episode of each evaluation (run folder videos/, TensorBoard videos/eval)
 
     def validate(self) -> None:

@@ -1,0 +1,116 @@
+"""The docs: the configuration page generated from the schemas, the site built strictly, and a short README whose
+links resolve. The page replaces the README's hand-written key tables, so a default can only be stated once."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+import suite
+from tests.conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("gen_config", ROOT / "docs" / "gen_config.py")
+gen_config = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gen_config)
+
+
+def flat(node, prefix=""):
+    """A config node as {dotted key: value}, through OmegaConf rather than the generator's own dataclass walk."""
+    out = {}
+    for key, value in node.items_ex(resolve=False):
+        if OmegaConf.is_missing(node, key):
+            continue
+        value = node._get_node(key)
+        if OmegaConf.is_dict(value):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value._value()
+    return out
+
+
+def schemas():
+    yield "", suite.Config
+    for group, registry in suite.REGISTRIES.items():
+        for option in registry.specs():
+            yield f"{group}.", option.config
+
+
+@pytest.mark.parametrize("prefix, schema", list(schemas()), ids=lambda x: getattr(x, "__name__", x))
+def test_every_key_of_every_schema_is_on_the_page_with_its_default_and_a_meaning(prefix, schema):
+    rows = gen_config.rows(schema)
+    node = OmegaConf.structured(schema)
+    expected = {k: v for k, v in flat(node).items() if k != "name" and k.split(".")[0] not in suite.REGISTRIES}
+    assert [k for k, *_ in rows] == list(expected)
+    for key, default, _, meaning in rows:
+        assert default == gen_config.render(expected[key]).replace("???", "(required)"), key
+        assert meaning.strip(), f"{prefix}{key} has no comment in {schema.__name__}: the page would say nothing"
+
+
+def row(schema, key):
+    return next(r for r in gen_config.rows(schema) if r[0] == key)
+
+
+def test_the_page_states_the_papers_numbers():
+    """Values from the papers' code (protocol.md), rendered as a reader sees them."""
+    agents, methods, nets = suite.REGISTRIES["agent"], suite.REGISTRIES["pruning"], suite.REGISTRIES["network"]
+    assert row(suite.Config, "sparsity")[1] == "0.0"
+    assert row(suite.Config, "total_env_steps")[1] == "10,000,000"
+    assert row(suite.Config, "health.taus")[1:3] == ("[0.0, 0.025, 0.1]", "list of float")
+    assert row(agents.get("dqn").config, "lr")[1] == "6.25e-05"
+    assert row(agents.get("dqn").config, "loss")[1:3] == ("mse", "`mse`, `huber`")
+    assert row(agents.get("rainbow").config, "n_step")[1] == "3"
+    assert row(agents.get("sac").config, "target_entropy")[1:3] == ("null", "float, `null`")
+    assert [row(methods.get("gmp").config, k)[1] for k in ("start_frac", "end_frac", "update_freq_updates")] == \
+        ["0.2", "0.8", "1,000"]
+    assert row(nets.get("nature_cnn").config, "padding")[1:3] == ("same", "`same`, `valid`")
+
+
+def test_the_page_has_a_section_per_option_and_every_tuned_file():
+    page = gen_config.page()
+    for group, registry in suite.REGISTRIES.items():
+        for option in registry.specs():
+            assert f"### `{group}={option.name}`" in page
+    for path in (ROOT / "conf" / "tuned").rglob("*.yaml"):
+        assert f"### `{path.relative_to(ROOT / 'conf' / 'tuned').with_suffix('').as_posix()}`" in page
+
+
+def test_group_files_set_nothing_so_the_schema_default_is_what_conf_composes():
+    for path in ROOT.glob("conf/*/*.yaml"):
+        if path.parent.name in suite.REGISTRIES:
+            body = yaml.safe_load(path.read_text())
+            assert set(body) == {"defaults"}, path
+            assert all(isinstance(e, str) and e.startswith("/schema/") or "override" in str(e)
+                       for e in body["defaults"]), path
+
+
+def test_a_field_comment_is_read_from_above_and_from_its_line():
+    comments = gen_config.field_comments(suite.REGISTRIES["env"].get("atari").config)
+    assert comments["profile"].startswith("dopamine: sticky actions p = 0.25") and "as CleanRL" in comments["profile"]
+    assert comments["id"].startswith("ALE game name")
+
+
+def test_the_readme_is_short_and_its_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    assert links
+    for link in links:
+        if not link.startswith("http"):
+            assert (ROOT / link).exists(), link
+
+
+def test_the_site_builds_strictly(tmp_path):
+    """Broken links, unknown anchors and pages missing from the nav fail the build (``strict: true``)."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
+    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config_page = (tmp_path / "site" / "configuration" / "index.html").read_text()
+    assert "pruning.update_freq_updates" in config_page and "agent.noisy_sigma0" in config_page
+    assert (tmp_path / "site" / "figures" / "minatar_study" / "learning_curves_per_game.png").exists()
+    assert "class=\"doc doc-heading\"" in (tmp_path / "site" / "architecture" / "index.html").read_text()
