@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from agents.staging import StagingBuffer
 from agents.sum_tree import SumTree
 from core.errors import require
 from core.protocols import Batch
@@ -53,9 +54,11 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype, stack: int,
                  rng: np.random.Generator, device: torch.device | str = "cpu", n_step: int = 1, gamma: float = 0.99,
-                 prioritized: bool = False, action_shape: tuple[int, ...] = ()):
+                 prioritized: bool = False, action_shape: tuple[int, ...] = (), stage: bool | None = None):
         """``stack`` is how many frames each observation holds along its first axis (1 for vector observations).
-        ``action_shape`` is () for discrete actions (stored as int32), else a continuous action's shape (float32)."""
+        ``action_shape`` is () for discrete actions (stored as int32), else a continuous action's shape (float32).
+        ``stage``: batches reach the device in one copy through a pinned buffer (``agents/staging.py``); by default
+        on CUDA only."""
         if stack > 1 and obs_shape[0] != stack:
             raise ValueError(f"obs_shape {obs_shape} does not start with the stack size {stack}")
         if not 1 <= n_step <= 255 or capacity <= n_step + stack:
@@ -76,6 +79,8 @@ class ReplayBuffer:
         self._pending: list[int] = []  # slots of this episode still folding in rewards, oldest first
         self._powers = gamma ** np.arange(n_step, dtype=np.float64)
         self.rng, self.device = rng, torch.device(device)
+        self.stage = self.device.type == "cuda" if stage is None else stage
+        self._staging: dict[tuple, StagingBuffer] = {}
         self._back = np.arange(-(stack - 1), 1)  # offsets of a stack window ending at the slot
 
     def __len__(self) -> int:
@@ -216,7 +221,8 @@ class ReplayBuffer:
         """Observations and the actions taken there, uniform, for probes that must not disturb the learner's
         sampling RNG."""
         idx = self.sample_indices(n, rng)
-        return self._to_torch(self._stacks(idx)), self._to_torch(self._actions(idx))
+        parts = self._moved({"obs": self._stacks(idx), "actions": self._actions(idx)})
+        return parts["obs"], parts["actions"]
 
     def _stacks(self, end: np.ndarray) -> np.ndarray:
         """Observations whose newest frame is in slot ``end``: shape (B, *obs_shape)."""
@@ -231,11 +237,22 @@ class ReplayBuffer:
         return out
 
     def batch(self, idx: np.ndarray, weights: np.ndarray | None = None) -> Batch:
-        to = self._to_torch
         weights = np.ones(len(idx), dtype=np.float32) if weights is None else weights
         next_idx = (idx + self.horizon[idx]) % self.capacity
-        return Batch(to(self._stacks(idx)), to(self._actions(idx)), to(self.returns[idx]),
-                     to(self._stacks(next_idx)), to(self.discounts[idx]), to(weights), idx)
+        parts = self._moved({"obs": self._stacks(idx), "actions": self._actions(idx), "returns": self.returns[idx],
+                             "next_obs": self._stacks(next_idx), "discounts": self.discounts[idx],
+                             "weights": weights})
+        return Batch(**parts, indices=idx)
+
+    def _moved(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """The arrays as tensors on the replay's device: through one staging buffer per batch layout, or each
+        shared (CPU) or copied on its own."""
+        if not self.stage:
+            return {name: self._to_torch(a) for name, a in arrays.items()}
+        key = tuple((name, a.shape, a.dtype.str) for name, a in arrays.items())
+        if key not in self._staging:
+            self._staging[key] = StagingBuffer({name: (a.shape, a.dtype) for name, a in arrays.items()}, self.device)
+        return self._staging[key].to_device(arrays)
 
     def _actions(self, idx: np.ndarray) -> np.ndarray:
         a = self.actions[idx]

@@ -192,3 +192,51 @@ def test_n_step_stacks_match_the_env_after_wraparound(n_step):
             np.testing.assert_array_equal(o, obs)
             np.testing.assert_array_equal(n, nxt)
             assert r == pytest.approx(ret, rel=1e-6) and d == pytest.approx(disc, rel=1e-6)
+
+
+def staged_and_plain(**kwargs):
+    """Two buffers fed the same episodes with the same seeds, one staging its batches (as on CUDA), one not."""
+    bufs = [ReplayBuffer(100, (3, 2, 2), np.uint8, stack=3, rng=np.random.default_rng(0), n_step=2, stage=stage,
+                         **kwargs) for stage in (True, False)]
+    for buf in bufs:
+        play(buf, [([1, 2, 3, 4, 5, 6, 7], "term"), ([11, 12, 13], "trunc"), ([21, 22, 23, 24, 25], "term")])
+    return bufs
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_a_staged_batch_is_the_same_batch_in_one_copy(prioritized):
+    """Every part, dtype and shape as the part-by-part batch; the staging buffer's two host halves are reused, so a
+    batch kept across later samples must still hold its own values."""
+    staged, plain = staged_and_plain(prioritized=prioritized)
+    kept = [(staged.sample(8), plain.sample(8)) for _ in range(5)]
+    for a, b in kept:
+        for name in ("obs", "actions", "returns", "next_obs", "discounts", "weights"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y), name
+        assert np.array_equal(a.indices, b.indices)
+    assert len(staged._staging) == 1 and not plain._staging
+    states = [buf.sample_states(16, np.random.default_rng(3)) for buf in (staged, plain)]
+    assert all(torch.equal(x, y) for x, y in zip(*states, strict=True))
+
+
+def test_staging_parts_start_aligned():
+    from agents.staging import layout
+
+    offsets, total = layout({"a": ((3,), np.uint8), "b": ((2,), np.int64), "c": ((5,), np.bool_),
+                             "d": ((1,), np.float32)})
+    assert offsets == {"a": (0, 3), "b": (8, 16), "c": (24, 5), "d": (32, 4)} and total == 40
+
+
+@pytest.mark.cuda
+def test_on_cuda_a_batch_staged_in_one_copy_equals_the_cpu_batch():
+    """The pinned two-buffer path on a real GPU (CUDA's default): equal to the CPU's batch, also when kept."""
+    bufs = [ReplayBuffer(100, (3, 2, 2), np.uint8, stack=3, rng=np.random.default_rng(0), n_step=2, device=device,
+                         prioritized=True) for device in ("cuda", "cpu")]
+    for buf in bufs:
+        play(buf, [([1, 2, 3, 4, 5, 6, 7], "term"), ([11, 12, 13], "trunc"), ([21, 22, 23, 24, 25], "term")])
+    assert bufs[0].stage and not bufs[1].stage
+    kept = [(bufs[0].sample(8), bufs[1].sample(8)) for _ in range(5)]
+    torch.cuda.synchronize()
+    for a, b in kept:
+        for name in ("obs", "actions", "returns", "next_obs", "discounts", "weights"):
+            assert getattr(a, name).is_cuda and torch.equal(getattr(a, name).cpu(), getattr(b, name)), name
