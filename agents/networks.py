@@ -135,10 +135,10 @@ class Network(nn.Module):
     ``head`` as built: the default set of prunable weights, which nothing added later joins."""
 
     def __init__(self, features: nn.Sequential, head: nn.Module, channels_last: bool = False, uint8_max: float = 255.0,
-                 xavier_init: bool = False):
+                 xavier_init: bool = False, weight_init: Callable | None = None):
         super().__init__()
         self.features, self.head, self.channels_last, self.uint8_max = features, head, channels_last, uint8_max
-        self.xavier_init = xavier_init
+        self.xavier_init, self.weight_init = xavier_init, weight_init
         self.builder_weights = frozenset(name for name, p in self.named_parameters() if p.ndim > 1)
 
     @torch.no_grad()
@@ -154,6 +154,9 @@ class Network(nn.Module):
             b.uniform_(-bound, bound, generator=generator)
             out["weight_sigma"] = torch.full(w.shape, layer.sigma0 * bound)
             out["bias_sigma"] = torch.full(b.shape, layer.sigma0 * bound)
+        elif self.weight_init is not None:
+            self.weight_init(w, generator=generator)
+            b.zero_()
         elif self.xavier_init:
             nn.init.xavier_uniform_(w, generator=generator)
             b.zero_()
@@ -271,25 +274,33 @@ def mlp_features(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> Features:
 
 
 def build_network(cfg, obs_shape: tuple[int, ...], n_out: int, head: Callable[[int, int], nn.Module] | None = None,
-                  cls: type[Network] = QNetwork, transform: Callable[[Network], Network] | None = None) -> Network:
+                  cls: type[Network] = QNetwork, transform: Callable[[Network], Network] | None = None,
+                  edit: Callable[[OrderedDict[str, nn.Module]], OrderedDict[str, nn.Module]] | None = None,
+                  weight_init: Callable | None = None) -> Network:
     """The features of ``cfg.name`` and a head, by default ``nn.Linear(hidden, n_out)``; ``head(hidden, n_out)``
     builds another (a distributional or dueling head), ``cls`` another kind of network (a policy). Networks that
     register ``xavier_init`` get Dopamine's init (Xavier-uniform weights, zero biases) on every plain conv and linear
     layer; MLPs keep PyTorch's default, as CleanRL; ``network.init`` (``Init``) may choose either. Layers of other
     types (noisy layers) keep their own init.
+    ``edit`` may change the builder's layers before the network is made (IQN inserts its quantile embedding);
+    ``weight_init(weight, generator=None)`` replaces Xavier-uniform where the network would use it (an agent whose
+    reference code draws its own: IQN).
     ``transform`` then gets the finished network and returns the one to use (an adapter: it may freeze parameters
     and add modules; agents build their optimizers afterwards, over what requires a gradient)."""
     spec = NETWORKS.get(cfg.name)
     layers, hidden = spec.target(cfg, tuple(obs_shape))
+    if edit is not None:
+        layers = edit(layers)
     channels_last = getattr(cfg, "channels_last", False)
     init = getattr(cfg, "init", Init.auto)
     xavier = spec.xavier_init if init == Init.auto else init == Init.xavier
+    own = weight_init if init == Init.auto and spec.xavier_init else None
     net = cls(nn.Sequential(layers), (head or nn.Linear)(hidden, n_out), channels_last=channels_last,
-              uint8_max=spec.uint8_max, xavier_init=xavier)
+              uint8_max=spec.uint8_max, xavier_init=xavier, weight_init=own)
     if xavier:
         for m in net.modules():
             if type(m) in (nn.Conv2d, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
+                (own or nn.init.xavier_uniform_)(m.weight)
                 nn.init.zeros_(m.bias)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)

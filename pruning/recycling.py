@@ -1,8 +1,9 @@
-"""Where a network's units are: each conv or linear layer of ``features`` followed by a ReLU is a layer of units
-(a conv channel is one unit), fed by that layer's rows and feeding the columns of the next such layer, or of every
-conv or linear layer in the ``head`` for the last one. ReDo re-initialises units through this map; resets use the
-head. Shared by ``redo.py`` and ``reset.py``; knows networks only through ``features``, ``head`` and
-``fresh_parameters``."""
+"""Where a network's units are: each conv or linear layer of ``features`` followed by a ReLU is a layer of units (a conv
+channel is one unit), fed by that layer's rows and feeding the columns of the next such layer, or of every conv or
+linear layer in the ``head`` for the last one. A module that ``gates_features`` (x ⊙ ReLU(fc(·)), IQN's quantile
+embedding) adds its ``fc`` units, feeding the next layer as the units before it do. ReDo re-initialises units through
+this map; resets use the head. Shared by ``redo.py`` and ``reset.py``; knows networks only through ``features``,
+``head`` and ``fresh_parameters``."""
 
 from __future__ import annotations
 
@@ -29,20 +30,25 @@ def unit_layers(net: BuiltNetwork) -> list[UnitLayer]:
     parameters other than plain conv and linear layers (a residual stack), where units cannot be mapped this way."""
     children = list(net.features.named_children())
     for name, module in children:
-        if not isinstance(module, LAYERS) and any(True for _ in module.parameters()):
+        gate = getattr(module, "gates_features", False)
+        if not isinstance(module, LAYERS) and not gate and any(True for _ in module.parameters()):
             raise ValueError(f"features.{name} is a {type(module).__name__}, not a plain conv or linear layer")
     found: list[UnitLayer] = []
     pending: tuple[str, nn.Module] | None = None
     for name, module in children:
         if isinstance(module, LAYERS):
-            if found and found[-1].outgoing == []:
-                found[-1].outgoing = [module]
+            for unit in found:
+                unit.outgoing = unit.outgoing or [module]
             pending = (name, module)
         elif isinstance(module, nn.ReLU) and pending is not None:
             found.append(UnitLayer(f"features.{pending[0]}", pending[1], module, []))
             pending = None
-    if found and found[-1].outgoing == []:
-        found[-1].outgoing = [m for m in net.head.modules() if isinstance(m, LAYERS)]
+        elif getattr(module, "gates_features", False):
+            # x ⊙ ReLU(fc(·)) (IQN's quantile embedding): its units feed the next layer's columns one to one, as
+            # the units before it do, so both map to that layer
+            found.append(UnitLayer(f"features.{name}.fc", module.fc, module.relu, []))
+    for unit in found:
+        unit.outgoing = unit.outgoing or [m for m in net.head.modules() if isinstance(m, LAYERS)]
     return found
 
 

@@ -15,11 +15,11 @@ from training.preflight import UserError
 
 CASES = [
     # (overrides, words the one line must contain)
-    (["agent=ppo"], ["agent=ppo", "allowed: dqn, rainbow, sac"]),
+    (["agent=ppo"], ["agent=ppo", "allowed: dqn, iqn, miqn, rainbow, sac"]),
     (["env=mujoco"], ["env=mujoco", "atari, classic, dmc"]),
     (["network=resnet"], ["network=resnet", "impala, minatar_cnn, mlp, nature_cnn"]),
     (["env.id=Pongg"], ["env.id", "Pongg", "did you mean 'Pong'? allowed ALE games: Adventure,", "Breakout"]),
-    (["agent=dqnn"], ["agent=dqnn is not an option; did you mean 'dqn'? allowed: dqn, rainbow, sac"]),
+    (["agent=dqnn"], ["agent=dqnn is not an option; did you mean 'dqn'? allowed: dqn, iqn, miqn, rainbow, sac"]),
     (["pruning=rigel"], ["did you mean 'rigl'? allowed: gmp, lottery, rigl, set, static"]),
     (["env=classic", "env.id=cartpole"], ["did you mean 'CartPole-v1'? allowed classic-control ids: CartPole-v1,"]),
     (["agent.optimizer=rmsprp"], ["agent.optimizer=rmsprp is not allowed; did you mean 'rmsprop'? allowed: adam,"]),
