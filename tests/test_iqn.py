@@ -33,6 +33,8 @@ def test_quantile_huber_loss_by_hand():
     target = torch.tensor([[0.5, 3.0, -1.0]])
     assert quantile_huber_loss(target, z, taus, 1.0).item() == pytest.approx(1.025, abs=1e-6)
     assert quantile_huber_loss(target, z, taus, 2.0).item() == pytest.approx(1.94375 / 3, abs=1e-6)
+    # N' = 2 ≠ N = 3 tells the axes apart: sum over i, mean over j gives (0.175 + 1.45)/2 (the swap: /3)
+    assert quantile_huber_loss(target[:, :2], z, taus, 1.0).item() == pytest.approx(0.8125, abs=1e-6)
     # a batch of two is two independent rows; the gradient flows into Z only
     z2 = torch.tensor([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]], requires_grad=True)
     per_row = quantile_huber_loss(torch.cat([target, target + 10]), z2, taus.expand(2, 3), 1.0)
