@@ -4,8 +4,10 @@ Writes ``learning_curves_per_game.png/.pdf`` (evaluation return against agent st
 line per sparsity: the mean over seeds with its 95% confidence interval, Student's t over the seeds) and
 ``results.md``: a row per game × width × sparsity with the final evaluation return (mean ± std over seeds), the
 training return of the last 100 episodes (what the MinAtar paper plots), the wall time per run and the core-hours
-of the cell (one core a run), then the study's total. Only complete runs count; the others are listed. The scaling
-figure (IQM against width with rliable's CIs) is ``plot.py``'s, on the same folder.
+of the cell (one core a run), then the study's total. A resumed run's wall time adds its earlier processes to the
+last one's (``summary.json`` holds only the last): each from its own ``charts/SPS_cumulative`` rows. Only complete
+runs count; the others are listed. The scaling figure (IQM against width with rliable's CIs) is ``plot.py``'s, on
+the same folder.
 """
 
 from __future__ import annotations
@@ -37,10 +39,35 @@ def training_return(run_dir: Path, episodes: int = TRAINING_EPISODES) -> float:
     return float(np.mean(returns[-episodes:])) if returns else float("nan")
 
 
+def wall_time(run_dir: Path) -> float:
+    """Seconds in the training loop over all of a run's processes. ``summary.json`` has the last process's; each
+    earlier one (a resume in ``resumes.jsonl`` ends it) ran from its start step to its last logged row at the
+    cumulative speed that row reports: steps / ``charts/SPS_cumulative``, which times from the loop's start."""
+    seconds = json.loads((run_dir / SUMMARY).read_text())["wall_time_s"]
+    resumes = run_dir / "resumes.jsonl"
+    if not resumes.is_file():
+        return seconds
+    ends = [json.loads(line)["env_step"] for line in resumes.read_text().splitlines() if line.strip()]
+    rows = []
+    with open_metrics(run_dir) as f:
+        for line in f:
+            row = json.loads(line)
+            if "charts/SPS_cumulative" in row:
+                rows.append((row["step"], row["charts/SPS_cumulative"]))
+    start = 0
+    for end in ends:
+        last = [(step, sps) for step, sps in rows if start < step <= end]
+        if last:
+            step, sps = last[-1]
+            seconds += (step - start) / sps
+        start = end
+    return seconds
+
+
 def study_table(study: Path) -> pd.DataFrame:
     runs = load_runs(study)
     done = runs[runs.status == "complete"].copy()
-    done["wall_time_s"] = [json.loads((study / r / SUMMARY).read_text())["wall_time_s"] for r in done.run]
+    done["wall_time_s"] = [wall_time(study / r) for r in done.run]
     done["training_return"] = [training_return(study / r) for r in done.run]
     return done
 
