@@ -2,6 +2,7 @@
 
 ``python -m tests.interrupt SIGNAL step N <overrides>``: after agent step N (before its evaluation and checkpoint).
 ``python -m tests.interrupt SIGNAL eval N <overrides>``: during the evaluation at agent step N, at its 5th action.
+``python -m tests.interrupt SIGNAL update N <overrides>``: after gradient update N of an offline run.
 ``SIGNAL`` may be ``SIGINTx2``: Ctrl-C pressed twice in a row.
 """
 
@@ -11,6 +12,7 @@ import signal
 import sys
 
 import training.loop as loop
+import training.offline as offline
 
 
 def main() -> None:
@@ -26,6 +28,16 @@ def main() -> None:
                     os.kill(os.getpid(), sig)
 
         loop.Trainer._step = _step
+    elif where == "update":
+        update = offline.OfflineTrainer._update
+
+        def _update(trainer):
+            update(trainer)
+            if trainer.updates == at:
+                for _ in range(times):
+                    os.kill(os.getpid(), sig)
+
+        offline.OfflineTrainer._update = _update
     else:
         evaluate = loop.evaluate
 

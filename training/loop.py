@@ -212,8 +212,7 @@ class Trainer:
         try:
             self.agent.load_state_dict(state["agent"])
             replay_arrays = {k.removeprefix("replay."): v for k, v in arrays.items() if k.startswith("replay.")}
-            self.replay_stored = bool(state["replay_stored"] and replay_arrays)  # a finished run's has none
-            self.replay.load_state_dict(state["replay"], replay_arrays if self.replay_stored else None)
+            self.load_replay(state["replay"], replay_arrays if state["replay_stored"] else {})
         except (RuntimeError, ValueError, KeyError) as e:
             raise ResumeError(f"it does not fit this run's agent or replay: {str(e).splitlines()[0]}") from None
         for (_, cb), cb_state in zip(self._stateful(), state["callbacks"].values(), strict=True):
@@ -225,6 +224,11 @@ class Trainer:
         torch.set_rng_state(t["torch_rng"])
         set_cuda_rng_state(t.get("cuda_rng"))
         self._resume_state, self.resumed = t, True
+
+    def load_replay(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """The replay's counters, RNG and, when the checkpoint stored them, contents (a finished run's has none)."""
+        self.replay_stored = bool(arrays)
+        self.replay.load_state_dict(state, arrays if self.replay_stored else None)
 
     # --- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -294,20 +298,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_env_step(self)
         if self.env_step > cfg.learning_starts and self.env_step % cfg.update_period == 0:
-            t0 = time.perf_counter()
-            batch = self.replay.sample(cfg.batch_size)
-            result = self.agent.update(batch)
-            if len(self.update_seconds) < UPDATE_TIMES_KEPT:
-                if torch.cuda.is_available() and torch.cuda.is_initialized():
-                    torch.cuda.synchronize()  # the run's device (train.py makes it current): kernels, not launches
-                self.update_seconds.append(time.perf_counter() - t0)
-            self.updates += 1
-            self._check_finite(result)
-            if result.priorities is not None:
-                self.replay.update_priorities(batch.indices, result.priorities)
-            self.train_metrics = result.logged()
-            for cb in self.callbacks:
-                cb.on_update_end(self, result)
+            self._learn()
         if self.env_step % self.cfg.log_every_env_steps == 0:
             now = time.perf_counter()
             sps = (self.env_step - self._window_step) / (now - self._window_t)
@@ -321,6 +312,23 @@ class Trainer:
                                   ETA=eta(self.env_step, cfg.total_env_steps, cfg.learning_starts, training),
                                   refresh=False)
             self._window_t, self._window_step = now, self.env_step
+
+    def _learn(self) -> None:
+        """One gradient update on a sampled batch: timed, checked for NaN, priorities written back, callbacks told."""
+        t0 = time.perf_counter()
+        batch = self.replay.sample(self.cfg.batch_size)
+        result = self.agent.update(batch)
+        if len(self.update_seconds) < UPDATE_TIMES_KEPT:
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.synchronize()  # the run's device (train.py makes it current): kernels, not launches
+            self.update_seconds.append(time.perf_counter() - t0)
+        self.updates += 1
+        self._check_finite(result)
+        if result.priorities is not None:
+            self.replay.update_priorities(batch.indices, result.priorities)
+        self.train_metrics = result.logged()
+        for cb in self.callbacks:
+            cb.on_update_end(self, result)
 
     def _end_of_step(self) -> None:
         """Evaluate and checkpoint when due, then answer a stop request. Always at a step boundary."""
