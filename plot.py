@@ -19,7 +19,7 @@ import pandas as pd
 from analysis import figures
 from analysis.aggregate import CONFIG_KEYS, aggregate, label, score_matrices
 from analysis.normalize import normalize
-from analysis.sweep_runs import learning_curve, load_runs, missing_runs
+from analysis.sweep_runs import clock, learning_curve, load_runs, missing_runs
 
 YLABEL = {"atari": "human-normalised score", "minatar": "normalised score (1 = smallest dense)",
           "dmc": "return / 1000", "classic": "normalised score (0 = random, 1 = solved)"}
@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(envs) > 1:
         print(f"error: one sweep, one benchmark; {args.sweep_dir} mixes env={', '.join(envs)}", file=sys.stderr)
         return 2
+    modes = runs.offline.dropna().unique()
+    if len(modes) > 1:
+        print(f"error: one sweep, one clock; {args.sweep_dir} mixes online runs (agent steps) and offline runs "
+              "(gradient updates)", file=sys.stderr)
+        return 2
     try:
         runs["normalized"] = normalize(runs)
     except ValueError as e:
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     if summary.method.nunique() > 1:
         written += figures.methods_iqm(summary, f"IQM {ylabel}", out / "methods_iqm")
     written += figures.performance_profile(matrices, ylabel, out / "performance_profile", seed=args.seed)
-    written += figures.learning_curves(curves_by_config(args.sweep_dir, runs), f"IQM {ylabel}", out / "learning_curves")
+    written += figures.learning_curves(curves_by_config(args.sweep_dir, runs), f"IQM {ylabel}", out / "learning_curves",
+                                       clock(bool(modes[0])))
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     counts = runs.status.value_counts()

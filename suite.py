@@ -23,6 +23,7 @@ from torch import nn
 
 from adapters.merge import merged_state_dict
 from adapters.registry import ADAPTERS
+from agents import replay_dataset as logged
 from agents.registry import AGENTS, NETWORKS
 from agents.replay import ReplayBuffer, bookkeeping_bytes
 from core.callbacks import Callback
@@ -47,6 +48,7 @@ from training.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
 from training.init_from_run import InitConfig, InitFromRun, Source, read_source
 from training.logger import LoggerConfig
 from training.loop import EvalConfig, LoopConfig, count_updates
+from training.offline import OfflineConfig
 from training.preflight import compose as compose_conf
 from training.preflight import preflight as check_command_line
 
@@ -69,6 +71,8 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     init: InitConfig = field(default_factory=InitConfig)  # start from another run's networks
     logger: LoggerConfig = field(default_factory=LoggerConfig)  # experiment trackers beside TensorBoard
+    # train from logged replay (offline.dataset), or write an online run's (offline.write_dataset)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
     seed: int = 0  # seeds torch, the agent's and replay's RNGs, and the envs
     total_env_steps: int = 10_000_000  # agent steps: 40M frames on Atari, the paper's budget
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto in a sweep: GPU (job number mod the visible GPUs)
@@ -77,6 +81,11 @@ class Config:
     torch_threads: int = 0  # 0 keeps torch's default (one per physical core)
     log_every_env_steps: int = 1_000  # agent steps between rows of losses and SPS
     progress: bool = True  # the progress bar (steps, SPS, last return, ETA)
+
+    @property
+    def replay_in_checkpoints(self) -> bool:
+        """Offline checkpoints never hold the replay: it is the dataset, read again on resume."""
+        return self.checkpoint.replay and not self.offline.enabled
 
 
 def register_configs() -> None:
@@ -166,7 +175,7 @@ def validate(cfg: Config) -> None:
     why = device_unavailable(cfg.device)
     require(why is None, "device", cfg.device, why)
     for prefix in ("agent", "env", "network", "pruning", "adapter", "eval", "health", "redo", "reset", "checkpoint",
-                   "init", "logger"):
+                   "init", "logger", "offline"):
         node = getattr(cfg, prefix)
         if prefix in REGISTRIES:
             REGISTRIES[prefix].get(node.name)  # a YAML option whose plugin is missing
@@ -205,11 +214,62 @@ def validate(cfg: Config) -> None:
     if METHODS.get(cfg.pruning.name).sparse_from_start:
         require(cfg.sparsity > 0, "sparsity", cfg.sparsity, f"pruning={cfg.pruning.name} trains a sparse network from "
                 "the first step: give a sparsity in (0, 1) (a dense baseline is pruning=gmp sparsity=0)")
-    if cfg.sparsity > 0:
+    if cfg.offline.enabled:
+        check_offline(cfg)
+    elif cfg.sparsity > 0:
         a = cfg.agent
         require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
                 cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
                 f"the first one (agent.learning_starts={a.learning_starts})")
+
+
+OFFLINE_AGENTS = ("dqn", "rainbow")  # CQL with agent=dqn, CQL+C51 with agent=rainbow (Dopamine's offline agents)
+
+
+def check_offline(cfg: Config) -> None:
+    """An offline run: a value-based agent that takes CQL's term, uniform replay, and a dataset folder whose files
+    are complete and hold this env's frames (shape and dtype read from the files' headers, nothing loaded)."""
+    key = "offline.dataset"
+    require(cfg.agent.name in OFFLINE_AGENTS, "agent", cfg.agent.name,
+            f"offline training is built for {' and '.join(f'agent={a}' for a in OFFLINE_AGENTS)}")
+    require(not getattr(cfg.agent, "prioritized", False), "agent.prioritized", True,
+            "offline runs sample the dataset uniformly, as Dopamine's offline agents; give agent.prioritized=false")
+    require(cfg.agent.update_period == 1, "agent.update_period", cfg.agent.update_period,
+            "an offline run updates once per step, and agent.target_update_period counts its updates: give "
+            "agent.update_period=1 (+offline=cql and +offline=cql_c51 do)")
+    folder = Path(cfg.offline.dataset).expanduser()
+    require(folder.is_dir(), key, cfg.offline.dataset, "no such folder: give a folder of logged replay "
+            "(the DQN Replay Dataset's <game>/<run>/replay_logs, or an online run's offline.write_dataset)")
+    try:
+        suffixes = logged.checkpoint_suffixes(folder)
+        require(bool(suffixes), key, cfg.offline.dataset, f"it holds no logged replay (no complete set of "
+                f"{logged.STORE}observation_ckpt.N.gz and its companions)")
+        frame, dtype, n_actions = expected_frame(cfg)
+        keep = cfg.offline.transitions_per_file
+        for suffix in suffixes:
+            path = logged.checkpoint_file(folder, logged.STORE + "observation", suffix)
+            shape, stored = logged.array_header(path)
+            require(tuple(shape[1:]) == frame and stored == dtype, key, cfg.offline.dataset,
+                    f"{path.name} holds frames of {stored}{list(shape[1:])}; env.id={cfg.env.id} has "
+                    f"{np.dtype(dtype)}{list(frame)} (a dataset of another env or observation shape)")
+            path = logged.checkpoint_file(folder, logged.STORE + "action", suffix)
+            actions = logged.load_array(path, None if keep is None else keep + frame_stack(cfg.env))
+            top = int(actions.max(initial=0))
+            require(top < n_actions and int(actions.min(initial=0)) >= 0, key, cfg.offline.dataset,
+                    f"{path.name} holds action {top}; env.id={cfg.env.id} has actions 0 to {n_actions - 1} (a "
+                    "dataset of another game)")
+    except logged.DatasetError as e:
+        raise ConfigError(key, cfg.offline.dataset, str(e)) from None
+
+
+def expected_frame(cfg: Config) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The shape and dtype of one stored frame of ``cfg.env``, and its action count."""
+    env = make_env(cfg.env, 0)
+    try:
+        space = env.observation_space
+        return tuple(space.shape[1:] if frame_stack(cfg.env) > 1 else space.shape), space.dtype, n_outputs(env)
+    finally:
+        env.close()
 
 
 def wandb_unavailable() -> str | None:
@@ -430,14 +490,47 @@ def compose(overrides: list[str]) -> Config:
 
 def preflight(argv: list[str]) -> None:
     """Check a ``train.py`` command line before anything runs: raises ``training.preflight.UserError`` (one line)."""
-    check_command_line(argv, checked, replay_bytes)
+    check_command_line(argv, checked, replay_bytes, check_mode_keys)
+
+
+# keys an offline run ignores, with what it reads instead (None: nothing, it takes no environment steps)
+ONLINE_ONLY = {"total_env_steps": "offline.updates", "log_every_env_steps": "offline.log_every_updates",
+               "eval.every_env_steps": "offline.eval_every_updates",
+               "checkpoint.every_env_steps": "offline.eval_every_updates", "checkpoint.replay": None,
+               "agent.learning_starts": None, "agent.replay_capacity":
+               "offline.transitions_per_file", "agent.epsilon_start": None, "agent.epsilon_end": None,
+               "agent.epsilon_decay_steps": None, "offline.rows_per_file": None}
+OFFLINE_ONLY = ("offline.updates", "offline.cql_alpha", "offline.transitions_per_file", "offline.eval_every_updates",
+                "offline.log_every_updates")
+
+
+def check_mode_keys(overrides: list[str], cfg: Config) -> None:
+    """A key given on the command line that this run's mode (online or offline) would ignore is refused: the run
+    would not do what the command says."""
+    given = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[-1] for o in overrides}
+    if cfg.offline.enabled:
+        for key, instead in ONLINE_ONLY.items():
+            if key in given:
+                raise ConfigError(key, given[key], "an offline run (offline.dataset) takes no environment steps and "
+                                  + (f"counts gradient updates: use {instead}" if instead else "ignores it"))
+    else:
+        for key in OFFLINE_ONLY:
+            if key in given:
+                raise ConfigError(key, given[key], "it applies to an offline run: give offline.dataset=<folder of "
+                                  "logged replay>")
 
 
 def replay_bytes(cfg: Config) -> int:
     """Upper estimate of the replay buffer's size once full (frame + bookkeeping per slot the run can fill): the
-    memory a run holds, and the bulk of each checkpoint. Builds no Atari env."""
+    memory a run holds, and the bulk of each checkpoint. Builds no Atari env. Offline, the dataset's rows (read
+    from the files' headers)."""
     frame, action_dim = slot_sizes(cfg.env)
     extra = bookkeeping_bytes(getattr(cfg.agent, "prioritized", False), action_dim)
+    if cfg.offline.enabled:
+        folder = Path(cfg.offline.dataset).expanduser()
+        rows = dataset_rows(folder, logged.checkpoint_suffixes(folder), cfg.offline.transitions_per_file,
+                            frame_stack(cfg.env))
+        return rows * (frame + extra)
     return min(cfg.agent.replay_capacity, cfg.total_env_steps) * (frame + extra)
 
 
@@ -454,15 +547,62 @@ def build_env(cfg: Config, mode: str, video_dir: Path | None = None) -> Resumabl
 def build_agent(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device,
                 transform=None) -> Agent:
     """``transform`` is applied to every network the agent builds (an adapter), before its optimizers exist."""
-    return AGENTS.get(cfg.agent.name).target(cfg.agent, cfg.network, env.observation_space.shape, n_outputs(env), rng,
-                                             device, transform=transform)
+    agent = AGENTS.get(cfg.agent.name).target(cfg.agent, cfg.network, env.observation_space.shape, n_outputs(env),
+                                              rng, device, transform=transform)
+    if cfg.offline.enabled:
+        agent.cql_alpha = cfg.offline.cql_alpha
+    return agent
 
 
-def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device) -> ReplayBuffer:
+def build_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device
+                 ) -> ReplayBuffer | logged.RecordingReplay:
+    """The online replay (recording into ``offline.write_dataset`` when given), or the offline dataset's."""
+    if cfg.offline.enabled:
+        return dataset_replay(cfg, env, rng, device)
     obs = env.observation_space
-    return ReplayBuffer(cfg.agent.replay_capacity, obs.shape, obs.dtype, frame_stack(cfg.env), rng, device,
-                        n_step=cfg.agent.n_step, gamma=cfg.agent.gamma,
-                        prioritized=getattr(cfg.agent, "prioritized", False), action_shape=env.action_space.shape)
+    replay = ReplayBuffer(cfg.agent.replay_capacity, obs.shape, obs.dtype, frame_stack(cfg.env), rng, device,
+                          n_step=cfg.agent.n_step, gamma=cfg.agent.gamma,
+                          prioritized=getattr(cfg.agent, "prioritized", False), action_shape=env.action_space.shape)
+    if not cfg.offline.write_dataset:
+        return replay
+    stack = frame_stack(cfg.env)
+    writer = logged.DatasetWriter(Path(cfg.offline.write_dataset).expanduser(),
+                                  obs.shape[1:] if stack > 1 else obs.shape, obs.dtype, stack, cfg.agent.n_step,
+                                  cfg.offline.rows_per_file)
+    return logged.RecordingReplay(replay, writer)
+
+
+def dataset_replay(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device) -> ReplayBuffer:
+    """Every file of ``offline.dataset`` (its first ``transitions_per_file`` rows each), one replay buffer of all
+    their rows, each transition built as Dopamine builds it (``agents/replay_dataset.py``), read file by file into
+    the buffer. Dopamine's fixed replay holds 5 files drawn anew each iteration and samples a batch from one of them;
+    here every file is held at once and batches are uniform over all of it: the same data, without the
+    per-iteration subset."""
+    folder, a, stack, keep = Path(cfg.offline.dataset).expanduser(), cfg.agent, frame_stack(cfg.env), \
+        cfg.offline.transitions_per_file
+    suffixes = logged.checkpoint_suffixes(folder)
+    obs = env.observation_space
+    replay = ReplayBuffer(dataset_rows(folder, suffixes, keep, stack), obs.shape, obs.dtype, stack, rng, device,
+                          n_step=a.n_step, gamma=a.gamma)
+    start = 0
+    for suffix in suffixes:
+        try:
+            log = logged.read_checkpoint(folder, suffix, keep, stack)
+        except logged.DatasetError as e:
+            raise ConfigError("offline.dataset", cfg.offline.dataset, str(e)) from None
+        ok = logged.valid_starts(log, len(log) if keep is None else min(keep, len(log)), stack, a.n_step)
+        replay.fill(log.observation, log.action, *logged.transitions(log, ok, a.n_step, a.gamma), start=start)
+        start += len(log)
+    count = int((replay.horizon > 0).sum())
+    require(count >= a.batch_size, "offline.dataset", cfg.offline.dataset,
+            f"it holds {count} transitions, fewer than agent.batch_size ({a.batch_size})")
+    return replay
+
+
+def dataset_rows(folder: Path, suffixes: list[int], keep: int | None, stack: int) -> int:
+    """Rows an offline run loads: each file's, or its first ``keep`` + ``stack`` (read from the headers alone)."""
+    rows = [logged.array_header(logged.checkpoint_file(folder, logged.STORE + "action", s))[0][0] for s in suffixes]
+    return sum(r if keep is None else min(r, keep + stack) for r in rows)
 
 
 def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningMethod, list[Callback]]:
@@ -505,7 +645,17 @@ def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningM
 
 
 def loop_config(cfg: Config) -> LoopConfig:
-    a = cfg.agent
+    """The loop's periods. Offline, its clock is the gradient update: the budget, evaluation, checkpoint and log
+    periods are ``offline``'s, in updates, one update per step from the first; checkpoints never store the replay
+    (the dataset is read again on resume)."""
+    a, o = cfg.agent, cfg.offline
+    if o.enabled:
+        return LoopConfig(total_env_steps=o.updates, learning_starts=0, update_period=1, batch_size=a.batch_size,
+                          replay_capacity=a.replay_capacity, reward_clip=cfg.env.reward_clip, seed=cfg.seed,
+                          eval=EvalConfig(o.eval_every_updates, cfg.eval.episodes, cfg.eval.video),
+                          checkpoint=CheckpointConfig(o.eval_every_updates, cfg.checkpoint.keep, False,
+                                                      cfg.checkpoint.save_init),
+                          log_every_env_steps=o.log_every_updates, progress=cfg.progress)
     return LoopConfig(total_env_steps=cfg.total_env_steps, learning_starts=a.learning_starts,
                       update_period=a.update_period, batch_size=a.batch_size, replay_capacity=a.replay_capacity,
                       reward_clip=cfg.env.reward_clip, seed=cfg.seed, eval=cfg.eval, checkpoint=cfg.checkpoint,

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import suite
 from agents.networks import count_parameters
+from agents.replay_dataset import RecordingReplay
 from core.errors import ConfigError
 from core.run_files import CONFIG, INIT, SUMMARY, is_complete
 from pruning.measure import weight_sparsity
@@ -42,6 +43,7 @@ from training.device import cuda_settings, resolve_device, sweep_job
 from training.init_from_run import inherited_overrides
 from training.logger import Logger
 from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
+from training.offline import OfflineTrainer
 from training.preflight import UserError
 from training.preflight import compose as compose_conf
 from training.run_folder import check_same_config, exclusive, switched, write_atomic
@@ -106,7 +108,8 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
     agent_seed, replay_seed = np.random.SeedSequence(cfg.seed).spawn(2)
-    env, eval_env = suite.build_env(cfg, "train"), suite.build_env(cfg, "eval", run_dir / "videos")
+    eval_env = suite.build_env(cfg, "eval", run_dir / "videos")
+    env = eval_env if cfg.offline.enabled else suite.build_env(cfg, "train")  # offline: no environment steps
     plan = suite.init_plan(cfg) if cfg.init.from_run else None
     transform = transform or suite.adapter_transform(cfg, plan)
     agent = suite.build_agent(cfg, env, np.random.default_rng(agent_seed), device, transform)
@@ -124,8 +127,8 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         if cfg.logger.wandb else None
     logger = Logger(run_dir, [tracker] if tracker else [])
     pruning, own = suite.build_callbacks(cfg, plan)
-    trainer = Trainer(suite.loop_config(cfg), agent, env, eval_env, replay, logger, [*own, *callbacks], checkpointer,
-                      stop)
+    trainer = (OfflineTrainer if cfg.offline.enabled else Trainer)(
+        suite.loop_config(cfg), agent, env, eval_env, replay, logger, [*own, *callbacks], checkpointer, stop)
     if latest:
         path, state, arrays, _ = latest
         trainer.last_checkpoint = path
@@ -134,7 +137,9 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         except ResumeError as e:
             raise ResumeError(f"cannot resume from {path}: {e}") from None
         del latest, state, arrays  # release the memory-mapped replay files
-        print(f"resuming from {path} (agent step {trainer.env_step:,} of {cfg.total_env_steps:,})", flush=True)
+        clock = (f"update {trainer.updates:,} of {cfg.offline.updates:,}" if cfg.offline.enabled else
+                 f"agent step {trainer.env_step:,} of {cfg.total_env_steps:,}")
+        print(f"resuming from {path} ({clock})", flush=True)
         with open(run_dir / "resumes.jsonl", "a") as f:
             f.write(json.dumps({"checkpoint": path.name, "env_step": trainer.env_step, "code": code_version()}) + "\n")
     else:
@@ -146,6 +151,8 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
             tmp.replace(run_dir / INIT)
     try:
         result = trainer.run()
+        if isinstance(replay, RecordingReplay):
+            replay.writer.flush()
         sparsity = weight_sparsity(agent.networks())
         logger.hparams(suite.hparams(cfg), {"hparams/final_eval_return": result["final_eval_return"],
                                             "hparams/sparsity": sparsity["total"]}, trainer.env_step)
@@ -153,7 +160,8 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         logger.close()
         if tracker:
             tracker.finish()
-        env.close()
+        if env is not eval_env:
+            env.close()
         eval_env.close()
     exported = suite.export_adapted(cfg, agent, replay, env, trainer.env_step, run_dir)
     sparse = [cb for cb in own if isinstance(cb, SparseInference)]

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import nn
 
+from agents.cql import cql_penalty
 from agents.exploration import linear_epsilon
 from agents.networks import build_network, trainable
 from agents.optimizer import OptimizerName, value_optimizer
@@ -112,6 +113,7 @@ class DQN:
         self.optimizer = value_optimizer(trainable(self.online), cfg, device)
         self.updates = 0
         self._target_every_updates = cfg.target_update_period // cfg.update_period
+        self.cql_alpha = 0.0  # offline runs: the weight of CQL's term (``offline.cql_alpha``, set by suite.py)
 
     def build_network(self, network_cfg, obs_shape: tuple[int, ...], n_actions: int, transform=None) -> nn.Module:
         return build_network(network_cfg, obs_shape, n_actions, transform=transform)
@@ -156,11 +158,16 @@ class DQN:
             next_q_target = self.target(batch.next_obs)
             next_q_online = self.online(batch.next_obs) if self.cfg.double else None
             target = td_target(batch.returns, batch.discounts, next_q_target, next_q_online)
-        q_taken = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        q_values = self.online(batch.obs)
+        q_taken = q_values.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         loss = td_loss(q_taken, target, self.cfg.loss)
+        losses = {"losses/td_loss": loss.detach()}
+        if self.cql_alpha:
+            penalty = cql_penalty(q_values, batch.actions)
+            loss = loss + self.cql_alpha * penalty
+            losses["losses/cql_loss"] = penalty.detach()
         self.optimize(loss)
-        return UpdateResult(losses={"losses/td_loss": loss.detach()},
-                            metrics={"losses/q_values": q_taken.detach().mean()})
+        return UpdateResult(losses=losses, metrics={"losses/q_values": q_taken.detach().mean()})
 
     def optimize(self, loss: torch.Tensor) -> None:
         """One optimizer step on ``loss`` (with optional gradient clipping); counts the update and, every

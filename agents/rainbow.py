@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.cql import cql_penalty
 from agents.dqn import DQN, ValueAgentConfig
 from agents.networks import build_network
 from agents.noisy import NoisyLinear
@@ -119,7 +120,8 @@ class Rainbow(DQN):
 
     def update(self, batch: Batch) -> UpdateResult:
         """One optimizer step on the importance-weighted C51 loss (Dopamine: mean(w · CE)); ``losses/c51_loss`` is the
-        plain mean of the cross-entropies. With prioritized replay, each transition's new priority is
+        plain mean of the cross-entropies; offline, plus ``cql_alpha`` times CQL's term on the expected Q-values (as
+        Dopamine's ``OfflineJaxRainbowAgent``). With prioritized replay, each transition's new priority is
         √(CE + 1e-10), as Dopamine's agent computes it (in float64). Target copies as in DQN."""
         head = self.online.head
         rows = torch.arange(len(batch.actions), device=batch.actions.device)
@@ -129,11 +131,16 @@ class Rainbow(DQN):
             chooser = self.online(batch.next_obs).softmax(dim=-1) if self.cfg.double else next_probs
             greedy = (chooser @ head.support).argmax(dim=1)
             target = project_distribution(batch.returns, batch.discounts, next_probs[rows, greedy], head.support)
-        logits = self.online(batch.obs)[rows, batch.actions]
+        all_logits = self.online(batch.obs)
+        logits = all_logits[rows, batch.actions]
         losses = c51_loss(logits, target)
         loss = (batch.weights * losses).mean()
+        logged = {"losses/c51_loss": losses.detach().mean()}
+        if self.cql_alpha:
+            penalty = cql_penalty(head.q_values(all_logits), batch.actions)
+            loss = loss + self.cql_alpha * penalty
+            logged["losses/cql_loss"] = penalty.detach()
         self.optimize(loss)
         q_taken = logits.detach().softmax(dim=-1) @ head.support
         priorities = (losses.detach().double() + PRIORITY_EPS).sqrt() if self.cfg.prioritized else None
-        return UpdateResult(losses={"losses/c51_loss": losses.detach().mean()},
-                            metrics={"losses/q_values": q_taken.mean()}, priorities=priorities)
+        return UpdateResult(losses=logged, metrics={"losses/q_values": q_taken.mean()}, priorities=priorities)

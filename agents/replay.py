@@ -171,6 +171,23 @@ class ReplayBuffer:
             self._write(self._frame(next_obs), 0, valid=False)
             self._episode_start = True
 
+    def fill(self, frames: np.ndarray, actions: np.ndarray, returns: np.ndarray, discounts: np.ndarray,
+             horizon: np.ndarray, start: int = 0) -> None:
+        """Slots ``start`` on of a buffer that a fixed dataset fills exactly, one slot per row, with transitions built
+        elsewhere (``agents/replay_dataset.py``; a dataset is filled file by file, so only one file is ever held
+        twice). The buffer counts as full with its cursor at 0, so a transition whose horizon stays inside it is
+        sampleable. Slots keep the dataset's own zero-padding rows, so none is marked as an episode's first."""
+        end = start + len(frames)
+        if end > self.capacity:
+            raise ValueError(f"rows {start} to {end} for a buffer of {self.capacity}")
+        rows = slice(start, end)
+        self.frames[rows], self.actions[rows], self.returns[rows] = frames, actions, returns
+        self.discounts[rows], self.horizon[rows] = discounts, horizon
+        self.first[rows], self.valid[rows] = False, horizon > 0
+        if self.tree is not None:
+            self.tree.set(np.arange(start, end), np.where(horizon > 0, 1.0, 0.0))
+        self.cursor, self.full, self._episode_start, self._pending = 0, True, True, []
+
     # --- sampling ---------------------------------------------------------------------------------------------
     def _sampleable(self, idx: np.ndarray) -> np.ndarray:
         h = self.horizon[idx]

@@ -93,13 +93,15 @@ def performance_profile(matrices: dict[str, np.ndarray], xlabel: str, out: Path,
     return save(fig, out)
 
 
-def learning_curves(curves: dict[str, pd.DataFrame], ylabel: str, out: Path) -> list[Path]:
-    """IQM over runs and games of the normalised evaluation return, per configuration, against agent steps."""
+def learning_curves(curves: dict[str, pd.DataFrame], ylabel: str, out: Path, xlabel: str = "agent steps"
+                    ) -> list[Path]:
+    """IQM over runs and games of the normalised evaluation return, per configuration, against agent steps (an
+    offline sweep's: gradient updates)."""
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for name, table in curves.items():  # table: rows = agent steps, columns = runs
         ax.plot(table.index, [metrics.aggregate_iqm(row.to_numpy()) for _, row in table.iterrows()], marker="o",
                 ms=3, label=name)
-    ax.set_xlabel("agent steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title("learning curves: IQM over runs and games")
     ax.grid(alpha=0.3)

@@ -20,7 +20,7 @@ from analysis.learning_curve import eval_curve
 from core.run_files import CONFIG, SUMMARY, failure, run_dirs, status
 
 COLUMNS = ["run", "status", "error", "agent", "env", "game", "network", "width", "sparsity", "method", "seed",
-           "score"]
+           "offline", "score"]
 
 
 def _config(run_dir: Path):
@@ -54,7 +54,7 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
         if cfg is not None and OmegaConf.select(cfg, "agent.name") is not None:
             row.update(agent=cfg.agent.name, env=cfg.env.name, game=str(cfg.env.id), network=cfg.network.name,
                        width=float(cfg.network.width), sparsity=float(cfg.sparsity), method=method_label(cfg),
-                       seed=int(cfg.seed))
+                       seed=int(cfg.seed), offline=bool(OmegaConf.select(cfg, "offline.dataset", default="")))
         if state == "complete":
             row["score"] = float(json.loads((run_dir / SUMMARY).read_text())["final_eval_return"])
         rows.append(row)
@@ -77,7 +77,12 @@ def missing_runs(sweep_dir: Path) -> list[str]:
     return [" ".join(job) for job in expected if frozenset(job) not in found]
 
 
+def clock(offline: bool) -> str:
+    """What a run's steps count: an offline run's rows are at gradient updates."""
+    return "gradient updates" if offline else "agent steps"
+
+
 def learning_curve(sweep_dir: Path, run: str) -> pd.Series:
-    """Evaluation return indexed by agent step."""
+    """Evaluation return indexed by agent step (an offline run's: by gradient update)."""
     steps, means, _ = eval_curve(sweep_dir / run)
     return pd.Series(means, index=steps, dtype=float)

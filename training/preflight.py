@@ -179,10 +179,12 @@ def _parallel_jobs(hydra_overrides: dict[str, str], jobs: int) -> int:
     return max(1, min(n if n > 0 else cores + 1 + n, jobs))
 
 
-def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callable[[Any], int]) -> None:
+def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callable[[Any], int],
+              check_overrides: Callable[[list[str], Any], None] = lambda overrides, cfg: None) -> None:
     """Raise ``UserError`` with one line if the command line would fail; otherwise return silently. ``check``
     turns a composed config into the checked config object (raising ``ConfigError``); ``replay_bytes`` gives the
-    memory of a run's full replay buffer, which checkpoints also hold."""
+    memory of a run's full replay buffer, which checkpoints also hold; ``check_overrides`` refuses what a config
+    alone cannot tell (a key given on the command line that the run would ignore)."""
     overrides, multirun, skip, print_only = split_argv(argv)
     if skip:
         return
@@ -208,6 +210,7 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
             GlobalHydra.instance().clear()
         try:
             checked.append((cfg, check(cfg)))
+            check_overrides(variant, checked[-1][1])
         except ConfigError as e:
             raise UserError(str(e)) from None
         except OmegaConfBaseException as e:
@@ -268,7 +271,8 @@ def check_output(checked: list[tuple[Any, Any]], replay_bytes: Callable[[Any], i
     objects = [obj for _, obj in checked]
     replays = [replay_bytes(obj) for obj in objects]
     keep = objects[0].checkpoint.keep
-    stored = max((r for r, obj in zip(replays, objects, strict=True) if obj.checkpoint.replay), default=0)
+    in_checkpoints = [getattr(obj, "replay_in_checkpoints", obj.checkpoint.replay) for obj in objects]
+    stored = max((r for r, kept in zip(replays, in_checkpoints, strict=True) if kept), default=0)
     check_space(path, (keep + 1) * stored - existing, f"checkpoint.keep={keep} checkpoints plus the one being written",
                 key)
     largest = max(range(len(objects)), key=replays.__getitem__)
