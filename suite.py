@@ -31,6 +31,7 @@ from core.errors import ConfigError, UnknownKeyError, require
 from core.protocols import Agent, ResumableEnv
 from core.registry import Registry
 from core.run_files import CONFIG, INIT, is_complete
+from core.spaces import ActionKind
 from envs import frame_stack, make_env, slot_sizes
 from envs.registry import ENVS
 from envs.snapshot import EpisodeRecorder
@@ -214,6 +215,10 @@ def validate(cfg: Config) -> None:
     if METHODS.get(cfg.pruning.name).sparse_from_start:
         require(cfg.sparsity > 0, "sparsity", cfg.sparsity, f"pruning={cfg.pruning.name} trains a sparse network from "
                 "the first step: give a sparsity in (0, 1) (a dense baseline is pruning=gmp sparsity=0)")
+    if cfg.offline.write_dataset:
+        discrete = [s.name for s in AGENTS.specs() if s.actions == ActionKind.discrete]
+        require(cfg.agent.name in discrete, "offline.write_dataset", cfg.offline.write_dataset,
+                f"the DQN Replay Dataset's format holds discrete actions: agent={'|'.join(discrete)} can write it")
     if cfg.offline.enabled:
         check_offline(cfg)
     elif cfg.sparsity > 0:

@@ -290,6 +290,7 @@ def test_cql_learns_cartpole_from_a_trained_runs_data_and_not_from_a_random_poli
     ("offline_key", "offline.updates='100' is not allowed; it applies to an offline run: give offline.dataset="),
     ("agent", "agent='sac' is not allowed; offline training is built for agent=dqn and agent=rainbow"),
     ("write_and_read", "offline.write_dataset="),
+    ("write_continuous", "the DQN Replay Dataset's format holds discrete actions: agent=dqn|"),
 ])
 def test_bad_offline_input_is_one_line_before_any_work(tmp_path, cartpole_data, case, match):
     d = tmp_path
@@ -307,7 +308,9 @@ def test_bad_offline_input_is_one_line_before_any_work(tmp_path, cartpole_data, 
             "offline_key": ["env=classic", "offline.updates=100"],
             "agent": ["agent=sac", "env=classic", "env.id=Pendulum-v1", "network=mlp", f"offline.dataset={data}"],
             "write_and_read": ["+offline=cql", "env=classic", f"offline.dataset={data}",
-                               f"offline.write_dataset={d}/w"]}[case]
+                               f"offline.write_dataset={d}/w"],
+            "write_continuous": ["agent=sac", "env=classic", "env.id=Pendulum-v1", "network=mlp",
+                                 f"offline.write_dataset={d}/w"]}[case]
     if case == "missing_file":
         (data / "$store$_reward_ckpt.0.gz").unlink()
     if case == "other_game":
