@@ -233,7 +233,8 @@ OFFLINE_AGENTS = ("dqn", "rainbow")  # CQL with agent=dqn, CQL+C51 with agent=ra
 
 def check_offline(cfg: Config) -> None:
     """An offline run: a value-based agent that takes CQL's term, uniform replay, and a dataset folder whose files
-    are complete and hold this env's frames (shape and dtype read from the files' headers, nothing loaded)."""
+    are complete and hold this env's frames and actions (frames checked from the files' headers alone; the action
+    stores, 4 bytes a row, are read)."""
     key = "offline.dataset"
     require(cfg.agent.name in OFFLINE_AGENTS, "agent", cfg.agent.name,
             f"offline training is built for {' and '.join(f'agent={a}' for a in OFFLINE_AGENTS)}")
