@@ -112,8 +112,8 @@ def markdown(done: pd.DataFrame) -> str:
              "episodes | wall time per run, min | core-hours |", "|---|---|---|---|---|---|---|---|"]
     for (game, width, sparsity), rows in done.groupby(["game", "width", "sparsity"]):
         score, train = rows.score.to_numpy(), rows.training_return.to_numpy()
-        std = score.std(ddof=1) if len(score) > 1 else 0.0
-        lines.append(f"| {game} | {width:g} | {sparsity:g} | {len(rows)} | {score.mean():.2f} ± {std:.2f} | "
+        spread = f" ± {score.std(ddof=1):.2f}" if len(score) > 1 else ""  # one seed has no spread to show
+        lines.append(f"| {game} | {width:g} | {sparsity:g} | {len(rows)} | {score.mean():.2f}{spread} | "
                      f"{train.mean():.2f} | {rows.wall_time_s.mean() / 60:.1f} | {rows.wall_time_s.sum() / 3600:.2f} |")
     lines.append(f"\n{len(done)} complete runs, {done.wall_time_s.sum() / 3600:.2f} core-hours in the training loop.")
     return "\n".join(lines) + "\n"
