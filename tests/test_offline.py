@@ -347,6 +347,7 @@ def test_plot_reads_an_offline_sweep_on_gradient_updates(tmp_path, cartpole_data
     out = run_train("--multirun", *args, "offline.updates=200", "offline.eval_every_updates=100", "seed=0,1",
                     "sparsity=0,0.9", f"offline.dataset={cartpole_data}", f"hydra.sweep.dir={sweep}")
     assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.parent.parent for p in sweep.rglob("summary.json")) == [sweep] * 4  # no dataset path in the names
     drawn = {}
     draw = figures.learning_curves
     monkeypatch.setattr(figures, "learning_curves", lambda curves, ylabel, path, xlabel="agent steps": (
