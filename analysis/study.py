@@ -22,7 +22,7 @@ from scipy import stats
 
 from analysis.figures import save
 from analysis.learning_curve import eval_curve, open_metrics
-from analysis.sweep_runs import load_runs
+from analysis.sweep_runs import clock, load_runs
 from core.run_files import SUMMARY
 
 TRAINING_EPISODES = 100  # the MinAtar paper's curves: a moving average over the last 100 training episodes
@@ -100,7 +100,7 @@ def curves_figure(study: Path, done: pd.DataFrame, out: Path) -> list[Path]:
             ax.plot(table.index, mean, label=f"{name} ({len(curves)} seeds)")
             ax.fill_between(table.index, mean - half, mean + half, alpha=0.25)
         ax.set_title(f"{game}, width {width:g}")
-        ax.set_xlabel("agent steps")
+        ax.set_xlabel(clock(bool(cell.offline.any())))
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -108,13 +108,17 @@ def curves_figure(study: Path, done: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def markdown(done: pd.DataFrame) -> str:
-    lines = ["| game | width | sparsity | seeds | final evaluation return, mean ± std | training return, last 100 "
-             "episodes | wall time per run, min | core-hours |", "|---|---|---|---|---|---|---|---|"]
+    """An offline study has no training episodes, so no training-return column."""
+    online = not done.offline.any()
+    train_head = " training return, last 100 episodes |" if online else ""
+    lines = [f"| game | width | sparsity | seeds | final evaluation return, mean ± std |{train_head} wall time per "
+             "run, min | core-hours |", "|---|---|---|---|---|" + "---|" * (online + 2)]
     for (game, width, sparsity), rows in done.groupby(["game", "width", "sparsity"]):
         score, train = rows.score.to_numpy(), rows.training_return.to_numpy()
         spread = f" ± {score.std(ddof=1):.2f}" if len(score) > 1 else ""  # one seed has no spread to show
-        lines.append(f"| {game} | {width:g} | {sparsity:g} | {len(rows)} | {score.mean():.2f}{spread} | "
-                     f"{train.mean():.2f} | {rows.wall_time_s.mean() / 60:.1f} | {rows.wall_time_s.sum() / 3600:.2f} |")
+        train_cell = f" {train.mean():.2f} |" if online else ""
+        lines.append(f"| {game} | {width:g} | {sparsity:g} | {len(rows)} | {score.mean():.2f}{spread} |{train_cell} "
+                     f"{rows.wall_time_s.mean() / 60:.1f} | {rows.wall_time_s.sum() / 3600:.2f} |")
     lines.append(f"\n{len(done)} complete runs, {done.wall_time_s.sum() / 3600:.2f} core-hours in the training loop.")
     return "\n".join(lines) + "\n"
 

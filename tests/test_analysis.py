@@ -279,3 +279,24 @@ def test_plot_reads_the_committed_study():
         steps, means, _ = eval_curve(study / run)
         assert steps[-1] == 1_000_000 and len(steps) == 10
         assert means[-1] == json.loads((study / run / "summary.json").read_text())["final_eval_return"]
+
+
+def test_the_committed_offline_demonstration_reads_on_gradient_updates(tmp_path, monkeypatch):
+    """The offline demonstration's committed runs (docs/offline.md) are an offline study: ten evaluations to 100,000
+    gradient updates, curves drawn against updates, and a table without the training-return column (no episodes)."""
+    from analysis import study
+
+    folder = Path(__file__).resolve().parent.parent / "results" / "minatar_offline_cql"
+    runs = load_runs(folder)
+    done = runs[runs.status == "complete"]
+    assert len(done) >= 4 and done.offline.all()
+    for run in done.run:
+        steps, means, _ = eval_curve(folder / run)
+        assert steps[-1] == 100_000 and len(steps) == 10
+        assert means[-1] == json.loads((folder / run / "summary.json").read_text())["final_eval_return"]
+    figs = {}
+    monkeypatch.setattr(study, "save", lambda fig, out: figs.setdefault(out.name, fig) and [])
+    study.main([str(folder), "--out", str(tmp_path)])
+    assert {ax.get_xlabel() for ax in figs["learning_curves_per_game"].axes} == {"gradient updates"}
+    header, rule = (tmp_path / "results.md").read_text().splitlines()[:2]
+    assert "training return" not in header and rule == "|---" * 7 + "|"
