@@ -5,7 +5,8 @@ line per sparsity: the mean over seeds with its 95% confidence interval, Student
 ``results.md``: a row per game × width × sparsity with the final evaluation return (mean ± std over seeds), the
 training return of the last 100 episodes (what the MinAtar paper plots), the wall time per run and the core-hours
 of the cell (one core a run), then the study's total. A resumed run's wall time adds its earlier processes to the
-last one's (``summary.json`` holds only the last): each from its own ``charts/SPS_cumulative`` rows. Only complete
+last one's (``summary.json`` holds only the last): each from its own ``charts/SPS_cumulative`` rows
+(``charts/updates_per_second_cumulative`` offline). Only complete
 runs count; the others are listed. The scaling figure (IQM against width with rliable's CIs) is ``plot.py``'s, on
 the same folder.
 """
@@ -42,7 +43,8 @@ def training_return(run_dir: Path, episodes: int = TRAINING_EPISODES) -> float:
 def wall_time(run_dir: Path) -> float:
     """Seconds in the training loop over all of a run's processes. ``summary.json`` has the last process's; each
     earlier one (a resume in ``resumes.jsonl`` ends it) ran from its start step to its last logged row at the
-    cumulative speed that row reports: steps / ``charts/SPS_cumulative``, which times from the loop's start."""
+    cumulative speed that row reports: steps / ``charts/SPS_cumulative``, which times from the loop's start (offline:
+    updates / ``charts/updates_per_second_cumulative``; an offline run's step is its update)."""
     seconds = json.loads((run_dir / SUMMARY).read_text())["wall_time_s"]
     resumes = run_dir / "resumes.jsonl"
     if not resumes.is_file():
@@ -52,8 +54,9 @@ def wall_time(run_dir: Path) -> float:
     with open_metrics(run_dir) as f:
         for line in f:
             row = json.loads(line)
-            if "charts/SPS_cumulative" in row:
-                rows.append((row["step"], row["charts/SPS_cumulative"]))
+            speed = row.get("charts/SPS_cumulative", row.get("charts/updates_per_second_cumulative"))
+            if speed is not None:
+                rows.append((row["step"], speed))
     start = 0
     for end in ends:
         last = [(step, sps) for step, sps in rows if start < step <= end]

@@ -252,17 +252,18 @@ def test_a_packed_study_reads_as_its_raw_runs_and_the_table_is_by_hand(tmp_path)
     assert (tmp_path / "out" / "learning_curves_per_game.png").stat().st_size > 0
 
 
-def test_a_resumed_runs_wall_time_adds_its_earlier_processes(tmp_path):
-    """summary.json times only the last process; each earlier one is its steps over its last cumulative speed."""
+@pytest.mark.parametrize("speed", ["charts/SPS_cumulative", "charts/updates_per_second_cumulative"])
+def test_a_resumed_runs_wall_time_adds_its_earlier_processes(tmp_path, speed):
+    """summary.json times only the last process; each earlier one is its steps over its last cumulative speed
+    (agent steps per second online, updates per second offline)."""
     from analysis import study
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "summary.json").write_text(json.dumps({"wall_time_s": 50.0}))
     (run / "resumes.jsonl").write_text('{"env_step": 3000}\n{"env_step": 5000}\n')
-    rows = [{"step": 1000, "charts/SPS_cumulative": 999.0}, {"step": 3000, "charts/SPS_cumulative": 100.0},
-            {"step": 4000, "charts/SPS_cumulative": 1.0}, {"step": 5000, "charts/SPS_cumulative": 50.0},
-            {"step": 6000, "charts/SPS_cumulative": 7.0}]
+    rows = [{"step": step, speed: sps} for step, sps in [(1000, 999.0), (3000, 100.0), (4000, 1.0), (5000, 50.0),
+                                                          (6000, 7.0)]]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert study.wall_time(run) == pytest.approx(50.0 + 3000 / 100.0 + 2000 / 50.0)
     (run / "resumes.jsonl").unlink()

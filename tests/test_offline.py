@@ -16,6 +16,7 @@ import suite
 from agents import replay_dataset as logged
 from agents.cql import cql_penalty
 from agents.replay import ReplayBuffer
+from analysis.study import wall_time
 from core.protocols import Batch
 from tests.conftest import run_train
 from tests.test_resume import assert_same_run, interrupt
@@ -252,6 +253,7 @@ def test_an_offline_run_counts_updates_prunes_over_them_and_resumes_exactly(tmp_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {b}/checkpoints/step_{400:012d} (update 400 of 600)" in resumed.stdout
     assert_same_run(a, b, episodes=False)
+    assert wall_time(b) > json.loads((b / "summary.json").read_text())["wall_time_s"]
 
 
 def _mean_eval(run_dir):

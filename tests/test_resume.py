@@ -27,8 +27,8 @@ CARTPOLE = ["env=classic", "total_env_steps=3000", "agent.learning_starts=500", 
 PONG = ["total_env_steps=1200", "agent.learning_starts=500", "agent.replay_capacity=2000", "env.max_episode_steps=300",
         "checkpoint.every_env_steps=400", "eval.every_env_steps=600", "eval.episodes=1", "sparsity=0.5",
         "pruning.update_freq_updates=20", "health.every_updates=50", "progress=false"]
-TIMING = ("charts/SPS", "charts/SPS_cumulative", "charts/updates_per_second", "checkpoint/seconds",
-          "health/probe_seconds")
+TIMING = ("charts/SPS", "charts/SPS_cumulative", "charts/updates_per_second",
+          "charts/updates_per_second_cumulative", "checkpoint/seconds", "health/probe_seconds")
 
 
 def interrupt(sig: str, where: str, at: int, args: list[str]) -> subprocess.CompletedProcess:

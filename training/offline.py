@@ -100,8 +100,9 @@ class OfflineTrainer(Trainer):
         if self.updates % self.cfg.log_every_env_steps == 0:
             now = time.perf_counter()
             ups = (self.updates - self._window_step) / (now - self._window_t)
-            self.logger.log({**self.train_metrics, "charts/updates_per_second": ups, "charts/updates": self.updates},
-                            self.updates)
+            cumulative = (self.updates - self._start_step) / (now - self._t0)
+            self.logger.log({**self.train_metrics, "charts/updates_per_second": ups, "charts/updates": self.updates,
+                             "charts/updates_per_second_cumulative": cumulative}, self.updates)
             self._bar.update(self.updates - self._bar.n)
             last = self.last_eval.get("eval/episodic_return", float("nan"))
             self._bar.set_postfix(ups=f"{ups:.0f}", eval=f"{last:.1f}", refresh=False)
