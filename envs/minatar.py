@@ -1,10 +1,10 @@
 """MinAtar (Young & Tian 2019): five Atari analogues on a 10x10 grid, the CPU-scale testbed for the scaling study.
 
-Built through the ``minatar`` package's own Gymnasium registration (``MinAtar/<Game>-v1``, the minimal action
-set). The simulator's defaults are the paper's protocol: sticky actions with probability 0.1 and difficulty
-ramping; there is no frame skip (one agent step is one frame) and no episode cap. Observations are 10x10xC
-booleans; the suite stores them channels-first as uint8 0/1 (100·C bytes a frame), and ``network=minatar_cnn``
-reads them unscaled.
+Built through the ``minatar`` package's own Gymnasium registration: ``MinAtar/<Game>-v1``, the minimal action set,
+or with ``minimal_action_set=false`` ``-v0``, all 6 actions (the MinAtar paper's results used these). The
+simulator's defaults are the paper's protocol: sticky actions with probability 0.1 and difficulty ramping; there is
+no frame skip (one agent step is one frame) and no episode cap. Observations are 10x10xC booleans; the suite stores
+them channels-first as uint8 0/1 (100·C bytes a frame), and ``network=minatar_cnn`` reads them unscaled.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class MinAtarConfig:
     id: str = "breakout"  # a MinAtar game: asterix, breakout, freeway, seaquest, space_invaders
     sticky_action_prob: float = 0.1  # MinAtar's sticky actions: the last action repeats with this probability
     difficulty_ramping: bool = True  # MinAtar's difficulty ramping, as the MinAtar paper
+    minimal_action_set: bool = True  # the game's own actions (MinAtar-v1); false: all 6 (v0), as the MinAtar paper
     reward_clip: float | None = None  # learner-side clipping to [-c, c]; null keeps raw rewards
 
     def validate(self) -> None:
@@ -53,7 +54,7 @@ class UpscaledRender(gym.Wrapper):
 def make_minatar(cfg: MinAtarConfig, render_mode: str | None = None) -> gym.Env:
     import minatar.gym  # heavy (it imports seaborn: about 1 s), so only MinAtar runs pay for it
 
-    env_id = f"MinAtar/{GAMES[cfg.id]}-v1"
+    env_id = f"MinAtar/{GAMES[cfg.id]}-v{1 if cfg.minimal_action_set else 0}"
     if env_id not in gym.registry:
         minatar.gym.register_envs()
     env = gym.make(env_id, sticky_action_prob=cfg.sticky_action_prob, difficulty_ramping=cfg.difficulty_ramping,

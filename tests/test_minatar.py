@@ -13,10 +13,10 @@ from envs.snapshot import EpisodeRecorder
 from tests.conftest import run_train
 
 
-@pytest.mark.parametrize("game, channels, actions", [("breakout", 4, 3), ("space_invaders", 6, 4),
-                                                     ("seaquest", 10, 6)])
-def test_observations_are_channels_first_uint8_grids(game, channels, actions):
-    env = make_env(MinAtarConfig(id=game), 0)
+@pytest.mark.parametrize("game, channels, actions, minimal", [("breakout", 4, 3, True), ("space_invaders", 6, 4, True),
+                                                              ("seaquest", 10, 6, True), ("breakout", 4, 6, False)])
+def test_observations_are_channels_first_uint8_grids(game, channels, actions, minimal):
+    env = make_env(MinAtarConfig(id=game, minimal_action_set=minimal), 0)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (channels, 10, 10) and obs.dtype == np.uint8 and set(np.unique(obs)) <= {0, 1}
     assert env.observation_space.shape == obs.shape and env.action_space.n == actions
@@ -88,6 +88,8 @@ def test_the_minatar_papers_protocol_runs_and_older_run_folders_still_resume(tmp
     assert summary["updates"] == 600  # agent steps 5,001-5,600
     text = (tmp_path / "config.yaml").read_text()
     assert "optimizer: rmsprop" in text and "init: torch" in text and "epsilon_decay_steps: 100000" in text
+    assert "minimal_action_set: false" in text  # all 6 actions on breakout (3 in its minimal set), by hand:
+    assert summary["num_params"]["online"] == (4 * 9 * 16 + 16) + (16 * 64 * 128 + 128) + (128 * 6 + 6)
     older = [line for line in text.splitlines()
              if line not in ("  init: torch", "  optimizer: rmsprop") and not line.strip().startswith("rmsprop_")]
     assert len(older) == len(text.splitlines()) - 5

@@ -26,7 +26,8 @@ SWITCHES = ("device", "pruning.sparse_compute")
 # keys added after run folders existed, with the value that reproduces what the code did before them: a stored
 # config without the key is that value, so older runs still resume (and finished ones are still skipped)
 ADDED = {"agent.optimizer": "adam", "agent.rmsprop_alpha": 0.95, "agent.rmsprop_eps": 0.01,
-         "agent.rmsprop_centered": True, "network.init": "auto", "tf32": False, "cudnn_benchmark": False}
+         "agent.rmsprop_centered": True, "network.init": "auto", "tf32": False, "cudnn_benchmark": False,
+         "env.minimal_action_set": True}
 
 
 def write_atomic(path: Path, text: str) -> None:
