@@ -176,6 +176,16 @@ def test_minatar_presets_sweep_folder_names_the_agent():
     assert cfg.hydra.sweep.dir == "runs/sweeps/scaling_law_minatar_rainbow" and cfg.network.name == "minatar_cnn"
 
 
+def test_the_paper_protocol_preset_is_the_minatar_papers_dqn_at_the_studys_budget():
+    preflight(["+sweep=minatar_paper_protocol"])
+    cfg = compose_hydra("+sweep=minatar_paper_protocol")
+    assert cfg.agent.optimizer.value == "rmsprop" and cfg.agent.update_period == 1 and cfg.agent.epsilon_end == 0.1
+    assert not cfg.env.minimal_action_set and cfg.network.init.value == "torch" and cfg.network.width == 1
+    assert cfg.total_env_steps == 1_000_000 and cfg.sparsity == 0
+    assert cfg.hydra.sweep.dir == "results/minatar_dqn_paper_protocol"
+    assert cfg.hydra.sweeper.params == {"env.id": "breakout,asterix,space_invaders", "seed": "0,1,2"}
+
+
 @pytest.mark.parametrize("preset, games", [("methods_minatar", 5), ("methods_atari", 15)])
 def test_methods_presets_compare_eight_methods_at_widths_1_and_3(preset, games):
     preflight([f"+sweep={preset}"])  # every value of the grid passes the checks
