@@ -9,6 +9,7 @@ them channels-first as uint8 0/1 (100·C bytes a frame), and ``network=minatar_c
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -57,8 +58,10 @@ def make_minatar(cfg: MinAtarConfig, render_mode: str | None = None) -> gym.Env:
     env_id = f"MinAtar/{GAMES[cfg.id]}-v{1 if cfg.minimal_action_set else 0}"
     if env_id not in gym.registry:
         minatar.gym.register_envs()
-    env = gym.make(env_id, sticky_action_prob=cfg.sticky_action_prob, difficulty_ramping=cfg.difficulty_ramping,
-                   disable_env_checker=True, render_mode=render_mode)
+    with warnings.catch_warnings():  # v0 is chosen on purpose (all 6 actions): Gymnasium's "out of date" is noise
+        warnings.filterwarnings("ignore", message=".*is out of date", category=DeprecationWarning)
+        env = gym.make(env_id, sticky_action_prob=cfg.sticky_action_prob, difficulty_ramping=cfg.difficulty_ramping,
+                       disable_env_checker=True, render_mode=render_mode)
     if render_mode == "rgb_array":
         env = UpscaledRender(env)
     h, w, c = env.observation_space.shape
