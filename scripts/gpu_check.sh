@@ -11,7 +11,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$out/device.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))" 2>&1 | tee -a "$out/device.txt"
-timeout 300 python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_sparse_compute.py tests/test_resume.py \
+timeout 300 python3 -m pytest -q -p no:cacheprovider -o addopts=-ra -m cuda tests/test_sparse_compute.py tests/test_resume.py \
     tests/test_replay.py 2>&1 \
     | tee "$out/pytest.txt"
 timeout 90 python3 benchmarks/sparse_training.py --device cuda --threads 4 --only learner,atari 2>&1 \
