@@ -57,9 +57,7 @@ def run(code: Path, args: list[str], run_dir: Path) -> tuple[list[dict], dict]:
     out = subprocess.run([sys.executable, "train.py", *args, "seed=3", "progress=false", f"hydra.run.dir={run_dir}"],
                          cwd=code, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    numbers = summary(run_dir)
-    numbers.pop("code")  # the reference, unpacked from git, knows no commit
-    return metric_rows(run_dir), numbers
+    return metric_rows(run_dir), summary(run_dir)  # summary() drops the code version: the reference knows no commit
 
 
 @pytest.mark.parametrize("case", CASES)
