@@ -30,7 +30,7 @@ install_packages() {
 write_conf() {
   local host cpus mb
   host=$(hostname -s)
-  cpus=$(nproc)
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys these; a test worker sets them
   mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
   mkdir -p "$dir/state" "$dir/spool"
   cat > "$conf" <<CONF
@@ -72,18 +72,23 @@ start_munge() {
   /usr/sbin/munged --force --pid-file="$dir/munged.pid"  # as root, like the daemons here
 }
 
+alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+
 up() {
   install_packages
   write_conf
   start_munge
   export SLURM_CONF=$conf
   for daemon in slurmctld slurmd; do
-    if [ -f "$dir/$daemon.pid" ] && kill -0 "$(cat "$dir/$daemon.pid")" 2>/dev/null; then continue; fi
+    if alive "$daemon"; then continue; fi
     "/usr/sbin/$daemon" -f "$conf" || die "$daemon did not start; see $dir/$daemon.log"
   done
   for _ in $(seq 60); do
     if sinfo -h -o %t 2>/dev/null | grep -qx idle; then
-      echo "slurm_local: node $(hostname -s) idle, $(nproc) CPUs; export SLURM_CONF=$conf" >&2
+      for daemon in slurmctld slurmd; do  # an idle node may be another cluster's, on the same ports
+        alive "$daemon" || die "$daemon exited: $(grep -E 'fatal|error' "$dir/$daemon.log" | tail -1); see $dir/$daemon.log"
+      done
+      echo "slurm_local: node $(hostname -s) idle, $(grep -o 'CPUs=[0-9]*' "$conf"); export SLURM_CONF=$conf" >&2
       return
     fi
     sleep 1
