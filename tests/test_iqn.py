@@ -168,13 +168,14 @@ def evaluations(run_dir) -> list[float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent, sparsity, band", [("iqn", 0.0, 250), ("iqn", 0.9, 150), ("miqn", 0.0, 250),
-                                                    ("miqn", 0.9, 150)])
+@pytest.mark.parametrize("agent, sparsity, band", [("iqn", 0.0, 250), ("miqn", 0.9, 150)])
 def test_iqn_and_m_iqn_learn_cartpole(tmp_path, agent, sparsity, band):
     """conf/tuned/<agent>_classic.yaml at width 2 (as the DQN test at 90%), seed 0, 100k agent steps. The mean of the
     last three evaluations must reach the band, 250 dense and 150 at 90% (a random policy scores about 22). Measured
     with this seed (docs/benchmarks.md): IQN dense 310.4, 393.3, 411.0 (mean 371.6), at 90% 291.4, 347.2, 409.0
-    (349.2); M-IQN dense 279.3, 433.6, 500.0 (404.3), at 90% 215.8, 249.9, 277.5 (247.7)."""
+    (349.2); M-IQN dense 279.3, 433.6, 500.0 (404.3), at 90% 215.8, 249.9, 277.5 (247.7). Two of the four cells run
+    here (about four minutes each on CI): IQN dense, and M-IQN at 90%, which learns through the same quantile network
+    and the same pruned layers plus the Munchausen term; that term and the loss are checked by hand above."""
     out = run_train(f"agent={agent}", "env=classic", "seed=0", "network.width=2", f"sparsity={sparsity}",
                     "progress=false", f"hydra.run.dir={tmp_path}", timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
