@@ -51,4 +51,3 @@ def pytest_configure(config):
 def compose_cfg():
     """Compose ``conf/`` in-process with Hydra's compose API and return the validated dataclass config."""
     return lambda *overrides: suite.compose(list(overrides))
-
