@@ -37,6 +37,15 @@ def test_conv_channels_are_averaged_over_batch_and_space():
     torch.testing.assert_close(scores, torch.tensor([1.0, 0.1, 0.0]) / (1.1 / 3))
 
 
+def test_a_layer_silent_everywhere_is_all_dormant_as_in_redos_code():
+    """ReDo's and Dopamine's score divides by the layer mean + 1e-9, so a dead layer scores 0 (every neuron dormant),
+    not 0/0 = NaN (no neuron dormant, since NaN <= tau is false)."""
+    scores = neuron_scores(torch.zeros(8, 5))
+    assert torch.equal(scores, torch.zeros(5))
+    m = probe("q", hand_built(), torch.zeros(8, 2), HealthConfig())  # zero biases: every unit outputs 0
+    assert m["dormant/q/features.relu1/tau_0"] == 1.0 and m["dormant/q/tau_0.1"] == 1.0
+
+
 def test_srank_of_known_singular_values():
     sv = torch.tensor([10.0, 5.0, 1.0, 0.1, 0.01])
     q1, _ = torch.linalg.qr(torch.randn(50, 5, generator=torch.Generator().manual_seed(0)))
