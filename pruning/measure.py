@@ -39,7 +39,8 @@ def weight_sparsity(networks: dict[str, nn.Module], per_layer: bool = False,
     return out
 
 
-def sparsity_metrics(networks: dict[str, nn.Module], target: float) -> dict[str, float]:
-    """The ``sparsity/*`` tags: the method's current target and the measured sparsity per network and tensor."""
+def sparsity_metrics(networks: dict[str, nn.Module], target_sparsity: float) -> dict[str, float]:
+    """The ``sparsity/*`` tags: the method's current target sparsity and the measured sparsity per network and
+    tensor."""
     measured = weight_sparsity(networks, per_layer=True)
-    return {"sparsity/target": target, **{f"sparsity/{k}": v for k, v in measured.items()}}
+    return {"sparsity/target": target_sparsity, **{f"sparsity/{k}": v for k, v in measured.items()}}

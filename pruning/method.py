@@ -3,7 +3,8 @@
 A method reaches the weights only through the agent's ``networks()``, ``target_networks()`` and ``optimizers()``:
 it installs optimizer-step hooks in ``on_train_start`` (``MagnitudePruner.attach``: masks recomputed before a step,
 re-applied after it; a method that grows weights reads dense gradients in the pre-step hook and zeroes Adam moments
-with ``zero_optimizer_state``). ``target`` is the sparsity it aims at now, reported in ``summary.json``.
+with ``zero_optimizer_state``). ``target_sparsity`` is the sparsity it aims at now, reported in
+``summary.json``.
 """
 
 from __future__ import annotations
