@@ -52,6 +52,7 @@ from training.loop import EvalConfig, LoopConfig, count_updates
 from training.offline import OfflineConfig
 from training.preflight import compose as compose_conf
 from training.preflight import preflight as check_command_line
+from training.run_info import check_clean_tree
 
 REGISTRIES: dict[str, Registry] = {"agent": AGENTS, "env": ENVS, "network": NETWORKS, "pruning": METHODS,
                                    "adapter": ADAPTERS}
@@ -82,6 +83,7 @@ class Config:
     torch_threads: int = 0  # 0 keeps torch's default (one per physical core)
     log_every_env_steps: int = 1_000  # agent steps between rows of losses and SPS
     progress: bool = True  # the progress bar (steps, SPS, last return, ETA)
+    require_clean_tree: bool = False  # refuse to start from uncommitted code (the study presets, for results/)
 
     @property
     def replay_in_checkpoints(self) -> bool:
@@ -496,7 +498,14 @@ def compose(overrides: list[str]) -> Config:
 
 def preflight(argv: list[str]) -> None:
     """Check a ``train.py`` command line before anything runs: raises ``training.preflight.UserError`` (one line)."""
-    check_command_line(argv, checked, replay_bytes, check_mode_keys)
+    check_command_line(argv, checked, replay_bytes, check_run_keys)
+
+
+def check_run_keys(overrides: list[str], cfg: Config) -> None:
+    """What the composed config alone cannot tell: keys this run's mode would ignore, and uncommitted code under
+    a preset whose runs are meant for results/."""
+    check_mode_keys(overrides, cfg)
+    check_clean_tree(cfg.require_clean_tree)
 
 
 # keys an offline run ignores, with what it reads instead (None: nothing, it takes no environment steps)

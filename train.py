@@ -47,7 +47,7 @@ from training.offline import OfflineTrainer
 from training.preflight import UserError
 from training.preflight import compose as compose_conf
 from training.run_folder import check_same_config, exclusive, switched, write_atomic
-from training.run_info import code_version
+from training.run_info import check_clean_tree, code_version, version_record
 from training.signals import Aborted, StopRequest
 from training.sweep import clear_failed, mark_failed
 from training.wandb_mirror import WandbMirror
@@ -210,6 +210,7 @@ def main(dcfg: DictConfig) -> None:
 
 def run(dcfg: DictConfig, run_dir: Path) -> None:
     cfg = suite.checked(dcfg)
+    check_clean_tree(cfg.require_clean_tree)  # again in the job: a cluster may start it after the tree changed
     resuming = check_same_config(run_dir, dcfg, "run folder")
     if resuming and is_complete(run_dir):
         Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep).finish()  # if a kill came right after summary
@@ -220,7 +221,7 @@ def run(dcfg: DictConfig, run_dir: Path) -> None:
               "run to float rounding, not bit for bit", flush=True)
     if not resuming:
         write_atomic(run_dir / CONFIG, OmegaConf.to_yaml(dcfg, resolve=True))
-        write_atomic(run_dir / "version.json", json.dumps(code_version(), indent=2) + "\n")
+        write_atomic(run_dir / "version.json", json.dumps(version_record(), indent=2) + "\n")
     train(cfg, run_dir)
 
 

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from core.errors import ConfigError
 from core.run_files import CONFIG
 
-FREE_KEYS = ("progress", "checkpoint")  # may change between the first start and a resume
+FREE_KEYS = ("progress", "checkpoint", "require_clean_tree")  # may change between the first start and a resume
 # may change too, and the resume says so: the same arithmetic in other kernels (numbers agree to float rounding)
 SWITCHES = ("device", "pruning.sparse_compute")
 # keys added after run folders existed, with the value that reproduces what the code did before them: a stored
