@@ -41,13 +41,16 @@ def training_return(run_dir: Path, episodes: int = TRAINING_EPISODES) -> float:
 
 
 def wall_time(run_dir: Path) -> float:
-    """Seconds in the training loop over all of a run's processes. ``summary.json`` has the last process's; each
-    earlier one (a resume in ``resumes.jsonl`` ends it) ran from its start step to its last logged row at the
-    cumulative speed that row reports: steps / ``charts/SPS_cumulative``, which times from the loop's start (offline:
-    updates / ``charts/updates_per_second_cumulative``; an offline run's step is its update)."""
-    seconds = json.loads((run_dir / SUMMARY).read_text())["wall_time_s"]
+    """Seconds in the training loop over all of a run's processes. A run folder written since the loop kept them
+    has ``wall_time_s_per_process`` in ``summary.json``, and ``wall_time_s`` is their sum. In an older one
+    ``summary.json`` has the last process's only; each earlier one (a resume in ``resumes.jsonl`` ends it) ran from
+    its start step to its last logged row at the cumulative speed that row reports: steps / ``charts/SPS_cumulative``,
+    which times from the loop's start (offline: updates / ``charts/updates_per_second_cumulative``; an offline run's
+    step is its update)."""
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    seconds = summary["wall_time_s"]
     resumes = run_dir / "resumes.jsonl"
-    if not resumes.is_file():
+    if "wall_time_s_per_process" in summary or not resumes.is_file():
         return seconds
     ends = [json.loads(line)["env_step"] for line in resumes.read_text().splitlines() if line.strip()]
     rows = []

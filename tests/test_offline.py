@@ -253,7 +253,9 @@ def test_an_offline_run_counts_updates_prunes_over_them_and_resumes_exactly(tmp_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {b}/checkpoints/step_{400:012d} (update 400 of 600)" in resumed.stdout
     assert_same_run(a, b, episodes=False)
-    assert wall_time(b) > json.loads((b / "summary.json").read_text())["wall_time_s"]
+    timing = json.loads((b / "summary.json").read_text())
+    assert len(timing["wall_time_s_per_process"]) == 2  # the killed process's time, up to its checkpoint, counts
+    assert wall_time(b) == timing["wall_time_s"] == pytest.approx(sum(timing["wall_time_s_per_process"]))
 
 
 def _mean_eval(run_dir):

@@ -51,6 +51,7 @@ def summary(run_dir):
     s = json.loads((run_dir / "summary.json").read_text())
     s.pop("wall_time_s")
     s.pop("median_update_ms")  # wall-clock
+    s.pop("wall_time_s_per_process")
     s.pop("code", None)  # the code version: a commit made between the two runs changes it, not the run
     return s
 
@@ -139,6 +140,9 @@ def test_kill_and_resume_is_exact(tmp_path, cartpole_baseline, sig, where, at, r
     else:
         assert f"resuming from {run_dir}/checkpoints/step_{resumed_from:012d}" in resumed.stdout
     assert_same_run(cartpole_baseline, run_dir)
+    timing = json.loads((run_dir / "summary.json").read_text())  # wall time and core-hours count every process
+    assert len(timing["wall_time_s_per_process"]) == (1 if resumed_from is None else 2)
+    assert timing["wall_time_s"] == pytest.approx(sum(timing["wall_time_s_per_process"]))
 
 
 def test_a_second_ctrl_c_aborts_at_once_and_the_last_checkpoint_resumes_exactly(tmp_path, cartpole_baseline):

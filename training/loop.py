@@ -177,6 +177,7 @@ class Trainer:
         self._saved_step = -1
         self._resume_state: dict[str, Any] | None = None
         self.update_seconds: list[float] = []  # wall time of the first updates of this process (sample + update)
+        self.earlier_wall_time_s: list[float] = []  # each earlier process's loop time, up to its last checkpoint
         self.stop = stop if stop is not None else StopRequest()  # not `or`: an idle request is falsy
         self.total_updates = count_updates(cfg.total_env_steps, cfg.learning_starts, cfg.update_period)
         self.obs: Any = None  # the current observation, from the env's reset or the checkpoint
@@ -191,7 +192,19 @@ class Trainer:
                 "train_metrics": {k: torch.as_tensor(v).detach().cpu() for k, v in self.train_metrics.items()},
                 "episode_return": self.episode_return, "eval_pending": self.eval_pending,
                 "obs": torch.from_numpy(np.array(self.obs)), "env": self.env.state_dict(),
-                "eval_env": self.eval_env.rng_state(), "torch_rng": torch.get_rng_state(), **cuda_rng_state()}
+                "eval_env": self.eval_env.rng_state(), "torch_rng": torch.get_rng_state(), **cuda_rng_state(),
+                **self.clock_state()}
+
+    def clock_state(self) -> dict[str, list[float]]:
+        """The loop time of every process so far, this one's up to now: a resumed run's wall time and core-hours
+        count all of them (the time between a process's last checkpoint and a kill is lost work, not counted)."""
+        return {"wall_time_s_per_process": [*self.earlier_wall_time_s, time.perf_counter() - self._t0]}
+
+    def timing(self) -> dict[str, Any]:
+        """The summary's timings: ``wall_time_s`` over all processes of the run, and each process's."""
+        per_process = self.clock_state()["wall_time_s_per_process"]
+        return {"wall_time_s": sum(per_process), "wall_time_s_per_process": per_process,
+                "median_update_ms": statistics.median(self.update_seconds) * 1e3 if self.update_seconds else None}
 
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {"trainer": self.state_dict(), "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
@@ -221,6 +234,7 @@ class Trainer:
         self.env_step, self.updates, self.last_eval = t["env_step"], t["updates"], t["last_eval"]
         self.train_metrics, self.episode_return = t["train_metrics"], t["episode_return"]
         self.eval_pending, self._saved_step = t["eval_pending"], t["env_step"]
+        self.earlier_wall_time_s = list(t.get("wall_time_s_per_process", []))  # older checkpoints: not recorded
         torch.set_rng_state(t["torch_rng"])
         set_cuda_rng_state(t.get("cuda_rng"))
         self._resume_state, self.resumed = t, True
@@ -270,9 +284,7 @@ class Trainer:
             cb.on_train_end(self)
         self.logger.flush()
         return {"env_steps": self.env_step, "updates": self.updates,
-                "final_eval_return": self.last_eval["eval/episodic_return"],
-                "wall_time_s": time.perf_counter() - self._t0,
-                "median_update_ms": statistics.median(self.update_seconds) * 1e3 if self.update_seconds else None}
+                "final_eval_return": self.last_eval["eval/episodic_return"], **self.timing()}
 
     def _act_and_store(self, cut: bool = False) -> dict | None:
         """One env step with the agent's policy, its transition stored; the episode statistics if it ended.

@@ -60,7 +60,8 @@ class OfflineTrainer(Trainer):
         return {"env_step": self.env_step, "updates": self.updates, "last_eval": self.last_eval,
                 "train_metrics": {k: torch.as_tensor(v).detach().cpu() for k, v in self.train_metrics.items()},
                 "episode_return": self.episode_return, "eval_pending": self.eval_pending,
-                "eval_env": self.eval_env.rng_state(), "torch_rng": torch.get_rng_state(), **cuda_rng_state()}
+                "eval_env": self.eval_env.rng_state(), "torch_rng": torch.get_rng_state(), **cuda_rng_state(),
+                **self.clock_state()}
 
     def load_replay(self, state: dict, arrays: dict[str, np.ndarray]) -> None:
         """The dataset is already in the buffer: only its sampling RNG comes back."""
@@ -90,9 +91,7 @@ class OfflineTrainer(Trainer):
             cb.on_train_end(self)
         self.logger.flush()
         return {"env_steps": 0, "updates": self.updates,
-                "final_eval_return": self.last_eval["eval/episodic_return"],
-                "wall_time_s": time.perf_counter() - self._t0,
-                "median_update_ms": float(np.median(self.update_seconds)) * 1e3 if self.update_seconds else None}
+                "final_eval_return": self.last_eval["eval/episodic_return"], **self.timing()}
 
     def _update(self) -> None:
         self.env_step = self.updates + 1  # set first: callbacks of this update log at its number
