@@ -23,15 +23,17 @@ def label(agent: str, network: str, width: float, sparsity: float, method: str) 
     return f"{agent} {network} width={width:g} sparsity={sparsity:g}{named}"
 
 
-def score_matrices(runs: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, dict], list[str]]:
-    """Per configuration: the (seeds × games) matrix of normalised scores, facts about it, and what was left out.
+def score_matrices(runs: pd.DataFrame, column: str = "normalized"
+                   ) -> tuple[dict[str, np.ndarray], dict[str, dict], list[str]]:
+    """Per configuration: the (seeds × games) matrix of normalised scores (``column``), facts about it, and what was
+    left out.
 
     rliable needs a full matrix, so a configuration uses the seeds that are complete on every one of its games; a
     run of another seed is left out and listed."""
     matrices, info, left_out = {}, {}, []
-    done = runs[runs.normalized.notna()]
+    done = runs[runs[column].notna()]
     for key, rows in done.groupby(CONFIG_KEYS):
-        table = rows.pivot_table(index="seed", columns="game", values="normalized", aggfunc="first")
+        table = rows.pivot_table(index="seed", columns="game", values=column, aggfunc="first")
         full = table.dropna()
         for seed in table.index.difference(full.index):
             missing = ", ".join(table.columns[table.loc[seed].isna()])

@@ -38,19 +38,24 @@ def line_name(sparsity: float, method: str) -> str:
     return f"{sparsity:.0%} sparse ({'+'.join([SHOWN.get(base, base), *added])})"
 
 
-def scaling_law(summary: pd.DataFrame, ylabel: str, out: Path) -> list[Path]:
-    """IQM against width, one line per sparsity and method (a panel per agent and network), 95% CIs as bands."""
-    panels = list(summary.groupby(["agent", "network"]))
+def scaling_law(summary: pd.DataFrame, ylabel: str, out: Path, scores: dict[str, str] | None = None) -> list[Path]:
+    """IQM against width, one line per sparsity and method (a panel per score, agent and network), 95% CIs as bands.
+    ``scores`` names the scores drawn, by their column suffix in ``summary`` ("final" is the plain ``iqm``), with
+    their titles; by default the final evaluation only."""
+    scores = scores or {"final": "final evaluation"}
+    panels = [(key, title, group) for key, title in scores.items() for group in summary.groupby(["agent", "network"])]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False, layout="constrained")
-    for ax, ((agent, network), rows) in zip(axes[0], panels, strict=True):
+    for ax, (key, title, ((agent, network), rows)) in zip(axes[0], panels, strict=True):
+        iqm, low, high = ("iqm", "ci_low", "ci_high") if key == "final" else (f"iqm_{key}", f"ci_low_{key}",
+                                                                               f"ci_high_{key}")
         for (sparsity, method), line in rows.groupby(["sparsity", "method"]):
             line = line.sort_values("width")
-            drawn = ax.plot(line.width, line.iqm, marker="o", label=line_name(sparsity, method))[0]
-            ax.fill_between(line.width, line.ci_low, line.ci_high, color=drawn.get_color(), alpha=0.2)
+            drawn = ax.plot(line.width, line[iqm], marker="o", label=line_name(sparsity, method))[0]
+            ax.fill_between(line.width, line[low], line[high], color=drawn.get_color(), alpha=0.2)
         ax.set_xticks(sorted(rows.width.unique()))
         ax.set_xlabel(f"width multiplier ({network})")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{agent}: IQM, 95% stratified bootstrap CI")
+        ax.set_title(f"{agent}: {title}\nIQM, 95% stratified bootstrap CI", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return save(fig, out)
@@ -82,7 +87,7 @@ def performance_profile(matrices: dict[str, np.ndarray], xlabel: str, out: Path,
     """The fraction of runs scoring above τ, for every configuration (rliable's score distributions)."""
     top = max(float(np.max(m)) for m in matrices.values())
     low = min(0.0, min(float(np.min(m)) for m in matrices.values()))
-    taus = np.linspace(low, max(top, 1.0) * 1.05, 81)
+    taus = np.linspace(low, max(top, 1.0) * 1.05, 41)
     with numpy_seed(seed):
         profiles, cis = rly.create_performance_profile(matrices, taus, reps=reps)
     colors = dict(zip(matrices, plt.cm.tab10.colors * 10, strict=False))

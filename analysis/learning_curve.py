@@ -26,6 +26,8 @@ def eval_curve(run_dir: Path) -> tuple[list[int], list[float], list[float]]:
     steps, means, stds = [], [], []
     with open_metrics(run_dir) as f:
         for line in f:
+            if '"eval/episodic_return"' not in line:  # most rows are losses: skip them without parsing
+                continue
             row = json.loads(line)
             if "eval/episodic_return" in row:
                 steps.append(row["step"])

@@ -1,14 +1,14 @@
-"""docs/results.md from a study folder: ``python -m analysis.study results/minatar_dqn_1m --out DIR``.
+"""docs/results.md from a study folder: ``python -m analysis.study results/minatar_dqn_1m --out DIR [--reps 2000]``.
 
 Writes ``learning_curves_per_game.png/.pdf`` (evaluation return against agent steps, a panel per game and width, a
-line per sparsity: the mean over seeds with its 95% confidence interval, Student's t over the seeds) and
-``results.md``: a row per game × width × sparsity with the final evaluation return (mean ± std over seeds), the
-training return of the last 100 episodes (what the MinAtar paper plots), the wall time per run and the core-hours
-of the cell (one core a run), then the study's total. A resumed run's wall time adds its earlier processes to the
-last one's (``summary.json`` holds only the last): each from its own ``charts/SPS_cumulative`` rows
-(``charts/updates_per_second_cumulative`` offline). Only complete
-runs count; the others are listed. The scaling figure (IQM against width with rliable's CIs) is ``plot.py``'s, on
-the same folder.
+line per sparsity: the mean over seeds with its 95% confidence interval, Student's t over the seeds), the mechanism
+figure of ``analysis/mechanism.py`` (``mechanism.png/.pdf`` and ``mechanism.md``; an online study of dense and GMP
+runs) and ``results.md``: a row per game × width × sparsity with the three scores of ``analysis/scores.py`` (mean ±
+std over seeds), the wall time per run and the core-hours of the cell (one core a run), then the study's total. A
+resumed run's wall time counts all its processes (``summary.json``'s ``wall_time_s``; in folders written before the
+loop kept them, reconstructed from ``resumes.jsonl`` and the ``charts/SPS_cumulative`` rows). Only complete runs
+count; the others are listed. The scaling figure, the IQMs and the significance tests are ``plot.py``'s, on the same
+folder.
 """
 
 from __future__ import annotations
@@ -19,25 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analysis.figures import save
 from analysis.learning_curve import eval_curve, open_metrics
+from analysis.mechanism import markdown as mechanism_markdown
+from analysis.mechanism import mechanism
+from analysis.scores import late_evaluation, training_return
+from analysis.significance import mean_ci
 from analysis.sweep_runs import clock, load_runs
 from core.run_files import SUMMARY
-
-TRAINING_EPISODES = 100  # the MinAtar paper's curves: a moving average over the last 100 training episodes
-
-
-def training_return(run_dir: Path, episodes: int = TRAINING_EPISODES) -> float:
-    """Mean return of the run's last ``episodes`` training episodes (ε-greedy, as logged)."""
-    returns = []
-    with open_metrics(run_dir) as f:
-        for line in f:
-            row = json.loads(line)
-            if "charts/episodic_return" in row:
-                returns.append(row["charts/episodic_return"])
-    return float(np.mean(returns[-episodes:])) if returns else float("nan")
 
 
 def wall_time(run_dir: Path) -> float:
@@ -75,16 +65,8 @@ def study_table(study: Path) -> pd.DataFrame:
     done = runs[runs.status == "complete"].copy()
     done["wall_time_s"] = [wall_time(study / r) for r in done.run]
     done["training_return"] = [training_return(study / r) for r in done.run]
+    done["late_evaluation"] = [late_evaluation(study / r) for r in done.run]
     return done
-
-
-def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over axis 0 and the half-width of its Student-t interval (0 for a single seed)."""
-    n = values.shape[0]
-    mean = values.mean(axis=0)
-    if n < 2:
-        return mean, np.zeros_like(mean)
-    return mean, stats.t.ppf(0.5 + level / 2, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
 
 
 def curves_figure(study: Path, done: pd.DataFrame, out: Path) -> list[Path]:
@@ -114,18 +96,24 @@ def curves_figure(study: Path, done: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def markdown(done: pd.DataFrame) -> str:
-    """An offline study has no training episodes, so no training-return column."""
+    """The three scores of ``analysis.scores`` per cell, mean ± std over seeds (one seed has no spread to show); an
+    offline study has no training episodes, so no training-return column."""
     online = not done.offline.any()
     train_head = " training return, last 100 episodes |" if online else ""
-    lines = [f"| game | width | sparsity | seeds | final evaluation return, mean ± std |{train_head} wall time per "
-             "run, min | core-hours |", "|---|---|---|---|---|" + "---|" * (online + 2)]
+    lines = [f"| game | width | sparsity | seeds | final evaluation | evaluations, last 20% |{train_head} wall time "
+             "per run, min | core-hours |", "|---|---|---|---|---|---|" + "---|" * (online + 2)]
+
+    def cell(values) -> str:
+        values = np.asarray(values, dtype=float)
+        return f"{values.mean():.2f}" + (f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else "")
+
     for (game, width, sparsity), rows in done.groupby(["game", "width", "sparsity"]):
-        score, train = rows.score.to_numpy(), rows.training_return.to_numpy()
-        spread = f" ± {score.std(ddof=1):.2f}" if len(score) > 1 else ""  # one seed has no spread to show
-        train_cell = f" {train.mean():.2f} |" if online else ""
-        lines.append(f"| {game} | {width:g} | {sparsity:g} | {len(rows)} | {score.mean():.2f}{spread} |{train_cell} "
-                     f"{rows.wall_time_s.mean() / 60:.1f} | {rows.wall_time_s.sum() / 3600:.2f} |")
-    lines.append(f"\n{len(done)} complete runs, {done.wall_time_s.sum() / 3600:.2f} core-hours in the training loop.")
+        train_cell = f" {cell(rows.training_return)} |" if online else ""
+        lines.append(f"| {game} | {width:g} | {sparsity:g} | {len(rows)} | {cell(rows.score)} | "
+                     f"{cell(rows.late_evaluation)} |{train_cell} {rows.wall_time_s.mean() / 60:.1f} | "
+                     f"{rows.wall_time_s.sum() / 3600:.2f} |")
+    lines.append(f"\n{len(done)} complete runs, {done.wall_time_s.sum() / 3600:.2f} core-hours in the training loop "
+                 "(a resumed run's processes all counted).")
     return "\n".join(lines) + "\n"
 
 
@@ -133,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--reps", type=int, default=2_000, help="permutations of the mechanism figure's tests")
     args = parser.parse_args(argv)
     runs = load_runs(args.study)
     for row in runs[runs.status != "complete"].itertuples():
@@ -142,6 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     curves_figure(args.study, done, args.out)
     (args.out / "results.md").write_text(markdown(done))
     print(markdown(done))
+    if not done.offline.any() and {"dense", "gmp"} <= set(done.method):
+        verdicts = mechanism(args.study, args.out, args.reps)[1]
+        (args.out / "mechanism.md").write_text(mechanism_markdown(verdicts))
+        print(mechanism_markdown(verdicts))
 
 
 if __name__ == "__main__":

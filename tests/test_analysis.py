@@ -248,7 +248,8 @@ def test_a_packed_study_reads_as_its_raw_runs_and_the_table_is_by_hand(tmp_path)
     assert study.training_return(root / "seed=1") == pytest.approx(by_hand)
     study.main([str(root), "--out", str(tmp_path / "out")])
     table = (tmp_path / "out" / "results.md").read_text()
-    assert f"| breakout | 1 | 0 | 2 | 5.00 ± 1.41 | {by_hand:.2f} | 12.5 | 0.42 |" in table
+    # the last 20% of 200 steps holds only the final evaluation; both seeds logged the same training episodes
+    assert f"| breakout | 1 | 0 | 2 | 5.00 ± 1.41 | 5.00 ± 1.41 | {by_hand:.2f} ± 0.00 | 12.5 | 0.42 |" in table
     assert (tmp_path / "out" / "learning_curves_per_game.png").stat().st_size > 0
 
 
@@ -300,4 +301,91 @@ def test_the_committed_offline_demonstration_reads_on_gradient_updates(tmp_path,
     study.main([str(folder), "--out", str(tmp_path)])
     assert {ax.get_xlabel() for ax in figs["learning_curves_per_game"].axes} == {"gradient updates"}
     header, rule = (tmp_path / "results.md").read_text().splitlines()[:2]
-    assert "training return" not in header and rule == "|---" * 7 + "|"
+    assert "training return" not in header and rule == "|---" * 8 + "|"
+
+
+def made_up_study(root, final=None):
+    """A MinAtar study of made-up run folders: breakout and asterix, widths 1 and 3, dense and GMP 95%, seeds 0-2.
+    Evaluations every 100 steps to 1,000 read ``base`` then ``base + 10`` from 800 on (the last 20%: 3 of them), the
+    final one ``final(base)``; 150 training episodes of return ``base``; health rows where GMP's dormant fraction
+    is lower than dense's."""
+    base = {("breakout", 1, 0.0): 10.0, ("breakout", 1, 0.95): 8.0, ("breakout", 3, 0.0): 12.0,
+            ("breakout", 3, 0.95): 16.0, ("asterix", 1, 0.0): 20.0, ("asterix", 1, 0.95): 18.0,
+            ("asterix", 3, 0.0): 22.0, ("asterix", 3, 0.95): 30.0}
+    for (game, width, sparsity), b in base.items():
+        for seed in range(3):
+            score = b + seed  # seeds 0-2 spread the cell by one point each
+            run = root / f"{game}_w{width}_s{sparsity}_seed{seed}"
+            run.mkdir(parents=True)
+            cfg = {"agent": {"name": "dqn"}, "env": {"name": "minatar", "id": game},
+                   "network": {"name": "minatar_cnn", "width": float(width)}, "sparsity": sparsity, "seed": seed}
+            OmegaConf.save(cfg, run / "config.yaml")
+            last = final(score) if final else score + 10
+            (run / "summary.json").write_text(json.dumps({"final_eval_return": last, "wall_time_s": 60.0}))
+            rows = [{"step": s, "charts/episodic_return": score} for s in range(1, 151)]
+            rows += [{"step": s, "eval/episodic_return": score + (10 if s >= 800 else 0)}
+                     for s in range(100, 1000, 100)]
+            rows += [{"step": 1000, "eval/episodic_return": last}]
+            dormant = 0.2 if sparsity else 0.4
+            rows += [{"step": s, "dormant/online/tau_0.1": dormant + 0.01 * seed, "health/online/srank": 50.0 + seed,
+                      "health/online/param_norm": 10.0 - 5 * sparsity, "health/online/q_var": 1.0 + seed}
+                     for s in range(100, 1001, 100)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root, base
+
+
+def test_plot_prints_three_scores_their_iqms_the_permutation_p_and_the_interaction(tmp_path, capsys):
+    study, base = made_up_study(tmp_path / "study")
+    assert plot.main([str(study), "--reps", "500"]) == 0
+    printed = capsys.readouterr().out
+    summary = pd.read_csv(study / "summary.csv").set_index(["width", "sparsity"])
+    random = reference_table("minatar_random.csv").random
+
+    def normalised(score_of):  # the late score's baseline is the dense width-1 late mean, as the final score's
+        scale = {g: max(np.mean([score_of(base[(g, 1, 0.0)] + s) for s in range(3)]) - random[g], 1.0)
+                 for g in ("breakout", "asterix")}
+        return {(w, sp): metrics.aggregate_iqm(np.array([(score_of(base[(g, w, sp)] + s) - random[g]) / scale[g]
+                                                         for s in range(3) for g in ("breakout", "asterix")]))
+                for (_, w, sp) in base}
+
+    late = normalised(lambda s: (2 * (s + 10) + (s + 10)) / 3)  # 800 and 900 at s + 10, the final one too
+    train = normalised(lambda s: s)
+    for key, iqm in late.items():
+        assert summary.loc[key, "iqm_late"] == pytest.approx(iqm)
+        assert summary.loc[key, "iqm_train"] == pytest.approx(train[key])
+    assert summary.loc[(3, 0.95), "p_value_final"] > 0 and summary.loc[(1, 0.95), "p_value_late"] < 1
+    assert np.isnan(summary.loc[(1, 0.0), "p_value_final"])  # dense is what the others are compared with
+    by_hand = (late[(3, 0.95)] - late[(3, 0.0)]) - (late[(1, 0.95)] - late[(1, 0.0)])
+    assert summary.loc[(3, 0.95), "interaction_late"] == pytest.approx(by_hand)
+    assert np.isnan(summary.loc[(1, 0.95), "interaction_late"])  # width 1 is where the interaction starts
+    assert (summary.runs == 6).all()
+    for key in ("final", "late", "train"):
+        assert f"\n{key}: " in printed
+    assert "width 3 gmp - dense" in printed and "interaction from width 1" in printed and "permutation p" in printed
+
+
+def test_the_mechanism_figure_says_whether_the_papers_direction_shows(tmp_path):
+    from analysis import mechanism
+
+    study, _ = made_up_study(tmp_path / "study")
+    written, verdicts = mechanism.mechanism(study, tmp_path / "out", reps=200)
+    assert all(p.stat().st_size > 0 for p in written)
+    shows = verdicts.set_index(["metric", "width"]).shows
+    assert shows[("dormant/{net}/tau_0.1", 1.0)] and shows[("dormant/{net}/tau_0.1", 3.0)]  # 0.2 < 0.4: lower
+    assert shows[("health/{net}/param_norm", 3.0)]
+    assert not shows[("health/{net}/srank", 1.0)]  # equal is not higher
+    assert not shows[("health/{net}/q_var", 3.0)]
+    assert verdicts.set_index(["metric", "width"]).loc[("dormant/{net}/tau_0.1", 1.0), "dense"] == pytest.approx(0.41)
+    assert "| dormant fraction, τ = 0.1 | 1 | 0.41 | 0.21 | lower | yes |" in mechanism.markdown(verdicts)
+
+
+def test_a_summary_that_counts_every_process_is_not_added_to_again(tmp_path):
+    """Run folders written since the loop kept each process's time: summary.json's wall time is the total."""
+    from analysis import study
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"wall_time_s": 80.0, "wall_time_s_per_process": [30.0, 50.0]}))
+    (run / "resumes.jsonl").write_text('{"env_step": 3000}\n')
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 3000, "charts/SPS_cumulative": 100.0}) + "\n")
+    assert study.wall_time(run) == 80.0

@@ -177,8 +177,9 @@ def test_minatar_presets_sweep_folder_names_the_agent():
 
 
 def test_the_paper_protocol_preset_is_the_minatar_papers_dqn_at_the_studys_budget():
-    preflight(["+sweep=minatar_paper_protocol"])
+    preflight(["+sweep=minatar_paper_protocol", "require_clean_tree=false"])  # a developer's tree may be dirty
     cfg = compose_hydra("+sweep=minatar_paper_protocol")
+    assert cfg.require_clean_tree  # its runs are for results/: test_provenance.py checks the refusal
     assert cfg.agent.optimizer.value == "rmsprop" and cfg.agent.update_period == 1 and cfg.agent.epsilon_end == 0.1
     assert not cfg.env.minimal_action_set and cfg.network.init.value == "torch" and cfg.network.width == 1
     assert cfg.total_env_steps == 1_000_000 and cfg.sparsity == 0
