@@ -99,6 +99,7 @@ def train(cfg: suite.Config, run_dir: Path, callbacks=(), transform=None) -> dic
 
 
 def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopRequest) -> dict:
+    code = code_version()  # the code this process imported: edits to the tree while it trains do not change it
     device = resolve_device(cfg.device, sweep_job())
     if device.type == "cuda":
         cuda_settings(cfg)
@@ -141,7 +142,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                  f"agent step {trainer.env_step:,} of {cfg.total_env_steps:,}")
         print(f"resuming from {path} ({clock})", flush=True)
         with open(run_dir / "resumes.jsonl", "a") as f:
-            f.write(json.dumps({"checkpoint": path.name, "env_step": trainer.env_step, "code": code_version()}) + "\n")
+            f.write(json.dumps({"checkpoint": path.name, "env_step": trainer.env_step, "code": code}) + "\n")
     else:
         logger.log({**{f"charts/num_params/{k}": v for k, v in n_params.items()},
                     **{f"charts/num_trainable_params/{k}": v for k, v in n_trainable.items()}}, 0)
@@ -170,7 +171,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                "sparsity": sparsity.pop("total"), "sparsity_per_network": sparsity,
                "target_sparsity": pruning.target_sparsity, "num_params": n_params,
                "seed": cfg.seed, "agent": cfg.agent.name, "env": cfg.env.name, "env_id": cfg.env.id,
-               "network": cfg.network.name, "code": code_version(), "num_trainable_params": n_trainable,
+               "network": cfg.network.name, "code": code, "num_trainable_params": n_trainable,
                "trainable_fraction": sum(n_trainable.values()) / sum(n_params.values()),
                "learner_bytes": learner_bytes(agent),
                **({"adapter_bytes": adapter_bytes(agent)} if cfg.adapter.name != "none" else {}),

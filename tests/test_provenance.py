@@ -65,3 +65,28 @@ def test_the_study_preset_refuses_a_dirty_tree_in_one_line_and_writes_nothing(tm
         "them, or give require_clean_tree=false for an experiment whose files are not for results/"]
     assert not list((clone / "results" / "minatar_dqn_1m").glob("*total_env_steps=2000*"))
     assert train("require_clean_tree=false", "--cfg", "job").returncode == 0
+
+
+def test_the_summary_names_the_code_the_run_started_with_not_the_tree_at_its_end(compose_cfg, tmp_path, monkeypatch):
+    """An edit to the tree while a run trains (another session, a branch switch) is not code the run imported: the
+    summary and resumes.jsonl record the version read as the process started."""
+    import train
+    from core.callbacks import Callback
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "agent.py").write_text("a = 1\n")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    monkeypatch.setattr(run_info, "ROOT", repo)
+
+    class EditTheTree(Callback):
+        def on_train_start(self, trainer):
+            (repo / "agent.py").write_text("a = 2\n")
+
+    cfg = compose_cfg("env=classic", "total_env_steps=300", "agent.learning_starts=100", "eval.episodes=1",
+                      "progress=false")
+    summary = train.train(cfg, tmp_path / "run", callbacks=[EditTheTree()])
+    assert summary["code"]["git_dirty"] is False
+    assert run_info.code_version()["git_dirty"] is True
