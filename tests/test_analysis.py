@@ -73,6 +73,26 @@ def test_minatar_scores_are_normalised_by_random_and_the_sweeps_dense_smallest_w
         normalize(runs[~((runs.game == "freeway") & (runs.sparsity == 0))])
 
 
+def test_mujoco_scores_are_normalised_by_the_suites_random_policy_and_the_sweeps_dense_smallest_width():
+    """MinAtar's rule on MuJoCo's raw returns: HalfCheetah's random policy scores about −285 (100 episodes)."""
+    random = reference_table("mujoco_random.csv").random
+    assert -300 < random["HalfCheetah-v5"] < -270 and len(random) == 11
+    runs = runs_table([
+        ("mujoco", "sac", "mlp", "HalfCheetah-v5", 1.0, 0.0, 0, 4000.0),
+        ("mujoco", "sac", "mlp", "HalfCheetah-v5", 1.0, 0.0, 1, 6000.0),  # baseline: mean 5,000
+        ("mujoco", "sac", "mlp", "HalfCheetah-v5", 5.0, 0.9, 0, 7000.0),
+        ("mujoco", "sac", "mlp", "HalfCheetah-v5", 5.0, 0.9, 1, random["HalfCheetah-v5"]),
+    ])
+    r = random["HalfCheetah-v5"]
+    assert normalize(runs).tolist() == pytest.approx([(s - r) / (5000 - r) for s in (4000, 6000, 7000, r)])
+    assert normalize(runs).iloc[3] == 0.0
+    with pytest.raises(ValueError, match="no random score for MuJoCo id 'HalfCheetah-v4'; the table has: Ant-v5,"):
+        normalize(runs.assign(game="HalfCheetah-v4"))
+    with pytest.raises(ValueError, match="MuJoCo scores are normalised by the sweep's dense baseline"):
+        normalize(runs[runs.sparsity > 0])
+    assert plot.YLABEL["mujoco"] == "normalised score (0 = random, 1 = smallest dense)"
+
+
 def test_iqm_and_cis_are_rliables_on_the_same_matrix():
     rows = [("atari", "dqn", "impala", game, 1.0, 0.0, seed, 0.0) for seed in range(4) for game in ("A", "B")]
     runs = runs_table(rows)
