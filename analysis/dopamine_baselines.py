@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 DATA = Path(__file__).resolve().parent / "data"
 STEPS_PER_ITERATION = 1000  # sac.gin: ContinuousRunner.training_steps, one 1,000-step episode
@@ -58,8 +59,6 @@ def load(task: str = "halfcheetah") -> pd.DataFrame:
 
 def across_runs(table: pd.DataFrame) -> pd.DataFrame:
     """Per iteration: the runs' mean, sample standard deviation, count, and the 95% CI of the mean (Student's t)."""
-    from scipy import stats  # rliable's dependency
-
     runs = table.filter(like="run_")
     n = runs.notna().sum(axis=1)
     mean, std = runs.mean(axis=1), runs.std(axis=1, ddof=1)

@@ -40,18 +40,23 @@ def random_returns(cfg, episodes: int, seed: int) -> np.ndarray:
     return np.asarray(returns)
 
 
+def header(env: str, episodes: int, seed: int) -> list[str]:
+    """The table's comment lines, naming the command that rebuilds it, and its column names."""
+    flags = "" if episodes == DEFAULT_EPISODES else f" --episodes {episodes}"
+    flags += "" if seed == 0 else f" --seed {seed}"
+    return [f"# Uniform random policy ({GAMES_OF[env][2]}), {episodes} episodes per game, seed {seed}.",
+            f"# Made by: python -m analysis.random_scores --env {env}{flags}", "game,random,stderr,episodes"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", choices=sorted(GAMES_OF), default="minatar")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    games, config, what = GAMES_OF[args.env]
+    games, config, _ = GAMES_OF[args.env]
     out = DATA / f"{args.env}_random.csv"
-    lines = [f"# Uniform random policy ({what}), {args.episodes} episodes per game, seed {args.seed}.",
-             f"# Made by: python -m analysis.random_scores --env {args.env}"
-             + ("" if args.episodes == DEFAULT_EPISODES else f" --episodes {args.episodes}")
-             + ("" if args.seed == 0 else f" --seed {args.seed}"), "game,random,stderr,episodes"]
+    lines = header(args.env, args.episodes, args.seed)
     for game in games:
         r = random_returns(config(id=game), args.episodes, args.seed)
         lines.append(f"{game},{r.mean():.4f},{r.std(ddof=1) / np.sqrt(len(r)):.4f},{len(r)}")

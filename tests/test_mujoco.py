@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from analysis import random_scores
 from envs import make_env
 from envs.mujoco import MuJoCoConfig, mujoco_ids
 from tests.conftest import ROOT, run_train
@@ -87,6 +88,16 @@ def test_seeding_is_reproducible():
     np.testing.assert_array_equal(first, rollout(b, 7))
     assert not np.array_equal(first, rollout(c, 8))
     np.testing.assert_array_equal(a.reset()[0], b.reset()[0])  # later resets continue the seeded generator
+
+
+def test_the_random_policy_table_is_what_its_command_writes():
+    """analysis/data/mujoco_random.csv names the command that made it (100 episodes a task), and that command's
+    measurement runs through the suite's env: Reacher-v5's 50-step episodes, uniform actions in [-1, 1]."""
+    table = (ROOT / "analysis" / "data" / "mujoco_random.csv").read_text().splitlines()
+    assert table[:3] == random_scores.header("mujoco", 100, 0)
+    assert [line.split(",")[0] for line in table[3:]] == list(mujoco_ids())
+    returns = random_scores.random_returns(MuJoCoConfig(id="Reacher-v5"), episodes=3, seed=0)
+    assert returns.shape == (3,) and np.all(returns < 0)  # distance and control costs only
 
 
 def test_making_the_env_prints_nothing_and_writes_no_mujoco_log(tmp_path):
