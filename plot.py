@@ -33,6 +33,7 @@ from analysis.scores import COLUMN, SCORES, add_scores
 from analysis.sweep_runs import clock, learning_curve, load_runs, missing_runs
 
 YLABEL = {"atari": "human-normalised score", "minatar": "normalised score (1 = smallest dense)",
+          "mujoco": "normalised score (0 = random, 1 = smallest dense)",
           "dmc": "return / 1000", "classic": "normalised score (0 = random, 1 = solved)"}
 
 

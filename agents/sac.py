@@ -1,9 +1,11 @@
 """Soft Actor-Critic (Haarnoja et al. 2018, "SAC: algorithms and applications") with automatic entropy tuning.
 
 A squashed-Gaussian actor, twin critics with Polyak-averaged targets, and a learned temperature α. Defaults follow
-Dopamine's JAX SAC (``dopamine/jax/agents/sac/sac.py`` and ``configs/sac.gin``: Adam 3e-4 for all three, batch
+Dopamine's JAX SAC (``dopamine/jax/agents/sac/sac_agent.py`` and ``configs/sac.gin``: Adam 3e-4 for all three, batch
 256, γ 0.99, τ 0.005, 10k warm-up steps, one update per step) with Haarnoja et al.'s target entropy −|A|
-(Dopamine's code default is −|A|/2). Actions live in [-1, 1]; the env factory rescales continuous action spaces.
+(Dopamine's code default is −|A|/2) and unscaled rewards (Dopamine's sac.gin scales them by 0.1); both are keys, and
+``conf/tuned/sac_mujoco.yaml`` sets Dopamine's values. Actions live in [-1, 1]; the env factory rescales continuous
+action spaces.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ class SACConfig:
     tau: float = 0.005  # Polyak factor of the target critics, once per update
     init_alpha: float = 1.0  # the temperature α at the start
     autotune: bool = True  # learn α; false keeps it at init_alpha
-    target_entropy: float | None = None  # null = −|A| (Haarnoja et al.)
+    target_entropy: float | None = None  # null = target_entropy_per_action_dim × |A|
+    # the target entropy per action dimension when target_entropy is null: −1 (Haarnoja et al., CleanRL), −0.5
+    # (Dopamine's SACAgent default)
+    target_entropy_per_action_dim: float = -1.0
+    reward_scale: float = 1.0  # the critics regress on reward_scale · r + γ(...) (Dopamine's reward_scale_factor)
     log_std_min: float = -5.0  # the actor's log σ is squashed into [min, max] with a tanh (as CleanRL)
     log_std_max: float = 2.0  # upper bound of the actor's log σ
     weight_decay: float = 0.0  # decoupled (AdamW-style), on the actor's and critics' optimizers; not on α
@@ -57,6 +63,7 @@ class SACConfig:
         require(self.n_step == 1, "n_step", self.n_step,
                 "must be 1: an n-step soft target would need the entropy terms of the steps in between")
         require(0 < self.tau <= 1, "tau", self.tau, "must be in (0, 1]")
+        require(self.reward_scale > 0, "reward_scale", self.reward_scale, "must be > 0 (1 = the raw reward)")
         require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0 (0 = none)")
         require(self.log_std_min < self.log_std_max, "log_std_min", self.log_std_min,
                 f"must be below agent.log_std_max ({self.log_std_max})")
@@ -102,7 +109,8 @@ class SAC:
         self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=device, requires_grad=cfg.autotune)
-        self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+        self.target_entropy = cfg.target_entropy_per_action_dim * action_dim if cfg.target_entropy is None \
+            else cfg.target_entropy
         self.actor_opt = adam(trainable(self.actor), cfg.actor_lr, cfg.adam_eps, cfg.weight_decay, device)
         self._critic_params = trainable(self.critic1, self.critic2)
         self.critic_opt = adam(self._critic_params, cfg.critic_lr, cfg.adam_eps, cfg.weight_decay, device)
@@ -152,7 +160,7 @@ class SAC:
             next_a, next_logp = self.actor.sample(batch.next_obs)
             next_q = torch.min(self.q(self.target1, batch.next_obs, next_a), self.q(self.target2, batch.next_obs,
                                                                                      next_a))
-            target = batch.returns + batch.discounts * (next_q - alpha * next_logp)
+            target = self.cfg.reward_scale * batch.returns + batch.discounts * (next_q - alpha * next_logp)
         q1, q2 = self.q(self.critic1, batch.obs, batch.actions), self.q(self.critic2, batch.obs, batch.actions)
         qf1_loss, qf2_loss = F.mse_loss(q1, target), F.mse_loss(q2, target)
         a, logp = self.actor.sample(batch.obs)

@@ -9,6 +9,12 @@
   random, 1 is the unscaled dense agent, the reference of the paper's "+60% over the dense baseline". The floor of
   one reward point keeps a baseline that has not learned (a short run) from inflating the scale. MinAtar scores are
   therefore relative to the sweep, not to a fixed table.
+- Gymnasium's MuJoCo: MinAtar's rule, with the random policy's mean measured by the suite
+  (``analysis/data/mujoco_random.csv``, ``python -m analysis.random_scores --env mujoco --episodes 100``). Dopamine
+  and the SAC papers report raw returns per task, and MuJoCo returns have no common scale (HalfCheetah's random
+  policy scores −285, HumanoidStandup's 33,259) and no fixed best; 1 = the sweep's dense network at its smallest
+  width is the scale of the pruning paper's claims. Raw returns stay in each run's curves and in
+  ``analysis.study``'s tables.
 - dm_control: return ÷ 1000. Every task's episode is 1,000 control steps with a reward in [0, 1] each (``env.dmc``
   sums ``action_repeat`` steps into one agent step, so the bound holds whatever it is): 0 to 1, the scale of the
   DMC papers' plots.
@@ -56,7 +62,11 @@ def classic_normalized(game: str, score):
     return (np.asarray(score, dtype=float) - random) / (solved - random)
 
 
-def minatar_baselines(runs: pd.DataFrame) -> pd.Series:
+# families scaled from random (their table) to the sweep's smallest dense network, by their names in messages
+SWEEP_RELATIVE = {"minatar": "MinAtar", "mujoco": "MuJoCo"}
+
+
+def sweep_baselines(runs: pd.DataFrame) -> pd.Series:
     """Baseline score per (agent, game): the mean score of the plain dense runs at the smallest width in ``runs``."""
     dense = runs[(runs.method == "dense") & runs.score.notna()]
     smallest = dense[dense.width == dense.groupby(["agent", "game"]).width.transform("min")]
@@ -65,18 +75,23 @@ def minatar_baselines(runs: pd.DataFrame) -> pd.Series:
 
 def normalize(runs: pd.DataFrame, score_column: str = "score", sweep: pd.DataFrame | None = None) -> pd.Series:
     """The normalised ``score_column`` of every row (NaN where it is missing); each row's ``env`` picks the rule.
-    ``sweep`` (default ``runs``), one row per run with its final ``score``, gives the MinAtar baselines."""
+    ``sweep`` (default ``runs``), one row per run with its final ``score``, gives the MinAtar and MuJoCo baselines."""
     out = pd.Series(np.nan, index=runs.index)
-    random = reference_table("minatar_random.csv").random
-    baselines = minatar_baselines(runs if sweep is None else sweep) if (runs.env == "minatar").any() else None
+    relative = runs.env.isin(list(SWEEP_RELATIVE)).any()
+    baselines = sweep_baselines(runs if sweep is None else sweep) if relative else None
     for (env, agent, game), rows in runs.groupby(["env", "agent", "game"]):
         scores = rows[score_column]
         if env == "atari":
             out[rows.index] = human_normalized(game, scores)
-        elif env == "minatar":
+        elif env in SWEEP_RELATIVE:
+            random = reference_table(f"{env}_random.csv").random
+            if game not in random.index:
+                raise ValueError(f"no random score for {SWEEP_RELATIVE[env]} id {game!r}; the table has: "
+                                 f"{', '.join(random.index)}")
             if (agent, game) not in baselines.index:
-                raise ValueError(f"MinAtar scores are normalised by the sweep's dense baseline, and {agent} on "
-                                 f"{game} has no complete dense run (sparsity=0, no ReDo, reset or weight decay)")
+                raise ValueError(f"{SWEEP_RELATIVE[env]} scores are normalised by the sweep's dense baseline, and "
+                                 f"{agent} on {game} has no complete dense run (sparsity=0, no ReDo, reset or weight "
+                                 "decay)")
             scale = max(baselines[(agent, game)] - random[game], 1.0)
             out[rows.index] = (scores - random[game]) / scale
         elif env == "dmc":
@@ -84,5 +99,5 @@ def normalize(runs: pd.DataFrame, score_column: str = "score", sweep: pd.DataFra
         elif env == "classic":
             out[rows.index] = classic_normalized(game, scores)
         else:
-            raise ValueError(f"env={env} has no normalisation rule (atari, minatar, dmc and classic have one)")
+            raise ValueError(f"env={env} has no normalisation rule (atari, minatar, mujoco, dmc and classic have one)")
     return out

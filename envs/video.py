@@ -1,7 +1,8 @@
 """Videos of episodes: Gymnasium's ``RecordVideo`` (MP4s written by moviepy) on an env made with
 ``render_mode="rgb_array"``. Atari renders ALE's colour screen, classic control draws with pygame, MinAtar's grid is
-upscaled 16×, and dm_control renders through MuJoCo's OpenGL (``MUJOCO_GL=egl`` or ``osmesa``). The video extra
-(``pip install -e ".[video]"``) brings moviepy and pygame. An env made without rendering renders nothing."""
+upscaled 16×, and dm_control and Gymnasium's MuJoCo tasks render through MuJoCo's OpenGL (``MUJOCO_GL=egl`` or
+``osmesa``). The video extra (``pip install -e ".[video]"``) brings moviepy and pygame. An env made without rendering
+renders nothing."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from gymnasium.wrappers import RecordVideo
 from PIL import Image
 
 EXTRA = 'pip install -e ".[video]"'
+MUJOCO_RENDERED = {"dmc": "dm_control", "mujoco": "Gymnasium's MuJoCo"}  # env families drawn by MuJoCo's OpenGL
 
 
 def video_unavailable(env_cfg) -> str | None:
@@ -25,9 +27,9 @@ def video_unavailable(env_cfg) -> str | None:
         return f"videos are written by moviepy, which is not installed (the video extra: {EXTRA})"
     if env_cfg.name == "classic" and importlib.util.find_spec("pygame") is None:
         return f"classic-control envs draw with pygame, which is not installed (the video extra: {EXTRA})"
-    if env_cfg.name == "dmc" and os.environ.get("MUJOCO_GL", "disable") == "disable":
-        return ("dm_control renders through MuJoCo's OpenGL, which is off here (MUJOCO_GL is unset or disable); "
-                "run with MUJOCO_GL=egl (or osmesa) where a GPU or Mesa is present")
+    if env_cfg.name in MUJOCO_RENDERED and os.environ.get("MUJOCO_GL", "disable") == "disable":
+        return (f"{MUJOCO_RENDERED[env_cfg.name]} renders through MuJoCo's OpenGL, which is off here (MUJOCO_GL is "
+                "unset or disable); run with MUJOCO_GL=egl (or osmesa) where a GPU or Mesa is present")
     return None
 
 

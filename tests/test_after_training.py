@@ -219,10 +219,11 @@ def test_a_video_of_each_evaluation_lands_in_the_run_and_tensorboard_and_changes
     assert same[0] == same[1]  # rendering does not touch the env's or the agent's randomness
 
 
-def test_video_that_cannot_be_made_here_is_refused_before_any_work(monkeypatch):
+@pytest.mark.parametrize("env, who", [("dmc", "dm_control"), ("mujoco", "Gymnasium's MuJoCo")])
+def test_video_that_cannot_be_made_here_is_refused_before_any_work(monkeypatch, env, who):
     monkeypatch.delenv("MUJOCO_GL", raising=False)
-    with pytest.raises(ConfigError, match="eval.video=True is not allowed; dm_control renders through MuJoCo"):
-        compose(["agent=sac", "env=dmc", "eval.video=true"])
+    with pytest.raises(ConfigError, match=f"eval.video=True is not allowed; {who} renders through MuJoCo"):
+        compose(["agent=sac", f"env={env}", "eval.video=true"])
 
 
 def test_hparams_summary_holds_the_runs_settings_and_final_metrics(cartpole_run):

@@ -13,7 +13,7 @@ from rliable import library as rly
 from rliable import metrics
 
 import plot
-from analysis import figures
+from analysis import dopamine_baselines, figures
 from analysis.aggregate import aggregate, score_matrices
 from analysis.learning_curve import eval_curve
 from analysis.normalize import human_normalized, normalize, reference_table
@@ -71,6 +71,54 @@ def test_minatar_scores_are_normalised_by_random_and_the_sweeps_dense_smallest_w
     assert n[4:].tolist() == pytest.approx([0.5 - random["freeway"], 2.0 - random["freeway"]])
     with pytest.raises(ValueError, match="dqn on freeway has no complete dense"):
         normalize(runs[~((runs.game == "freeway") & (runs.sparsity == 0))])
+
+
+def test_mujoco_scores_are_normalised_by_the_suites_random_policy_and_the_sweeps_dense_smallest_width():
+    """MinAtar's rule on MuJoCo's raw returns: HalfCheetah's random policy scores about −285 (100 episodes)."""
+    random = reference_table("mujoco_random.csv").random
+    assert -300 < random["HalfCheetah-v5"] < -270 and len(random) == 11
+    runs = runs_table([
+        ("mujoco", "sac", "mlp", "HalfCheetah-v5", 1.0, 0.0, 0, 4000.0),
+        ("mujoco", "sac", "mlp", "HalfCheetah-v5", 1.0, 0.0, 1, 6000.0),  # baseline: mean 5,000
+        ("mujoco", "sac", "mlp", "HalfCheetah-v5", 5.0, 0.9, 0, 7000.0),
+        ("mujoco", "sac", "mlp", "HalfCheetah-v5", 5.0, 0.9, 1, random["HalfCheetah-v5"]),
+    ])
+    r = random["HalfCheetah-v5"]
+    assert normalize(runs).tolist() == pytest.approx([(s - r) / (5000 - r) for s in (4000, 6000, 7000, r)])
+    assert normalize(runs).iloc[3] == 0.0
+    with pytest.raises(ValueError, match="no random score for MuJoCo id 'HalfCheetah-v4'; the table has: Ant-v5,"):
+        normalize(runs.assign(game="HalfCheetah-v4"))
+    with pytest.raises(ValueError, match="MuJoCo scores are normalised by the sweep's dense baseline"):
+        normalize(runs[runs.sparsity > 0])
+    assert plot.YLABEL["mujoco"] == "normalised score (0 = random, 1 = smallest dense)"
+
+
+def test_dopamines_baseline_json_is_read_as_runs_in_file_order_with_iterations_as_agent_steps(tmp_path):
+    """Two runs of two iterations, in Dopamine's layout (a run's block, then the next; iterations as int or float)."""
+    rows = [{"Iteration": i, "Value": v, "Agent": "SAC"} for i, v in ((0, -1.0), (10, 5.0), (0.0, -3.0), (10.0, 7.0))]
+    (tmp_path / "task.json").write_text(json.dumps(rows))
+    long = dopamine_baselines.read_json(tmp_path / "task.json")
+    assert long.run.tolist() == [1, 1, 2, 2] and long.agent_steps.tolist() == [1000, 11000, 1000, 11000]
+    table = dopamine_baselines.wide(long)
+    assert table.columns.tolist() == ["iteration", "agent_steps", "run_1", "run_2"]
+    assert table.run_2.tolist() == [-3.0, 7.0]
+    stats = dopamine_baselines.across_runs(table)
+    assert stats["mean"].tolist() == [-2.0, 6.0] and stats["std"].tolist() == pytest.approx([2 ** 0.5] * 2)
+    assert stats.ci_high[0] - stats["mean"][0] == pytest.approx(12.706 * 1.0, rel=1e-4)  # t(1) = 12.706, σ/√2 = 1
+
+
+def test_dopamines_halfcheetah_table_holds_the_published_values():
+    """analysis/data/dopamine_sac_halfcheetah.csv: google/dopamine baselines/mujoco/data/halfcheetah.json, 5 runs, read
+    by hand at iterations 90 and 100 (agent steps 91k and 101k). Iteration 0 is the uniform warm-up's first episode:
+    its mean is the suite's own random-policy mean on HalfCheetah-v5 within noise."""
+    table = dopamine_baselines.load("halfcheetah")
+    assert len(table) == 101 and table.iteration.tolist() == list(range(0, 1001, 10))
+    stats = dopamine_baselines.across_runs(table).set_index("iteration")
+    assert stats.loc[100, "mean"] == pytest.approx((4589.0058 + 5605.4177 + 5793.8319 + 5353.2665 + 6007.0465) / 5)
+    assert stats.loc[100, "agent_steps"] == 101_000 and stats.loc[100, "runs"] == 5
+    assert stats.loc[90, "mean"] == pytest.approx(4925.93, abs=0.01)
+    random = reference_table("mujoco_random.csv").random["HalfCheetah-v5"]
+    assert abs(stats.loc[0, "mean"] - random) < 30  # -282.5 (5 episodes, std 59) against -285.0 (100 episodes)
 
 
 def test_iqm_and_cis_are_rliables_on_the_same_matrix():

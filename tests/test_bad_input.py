@@ -16,7 +16,7 @@ from training.preflight import UserError
 CASES = [
     # (overrides, words the one line must contain)
     (["agent=ppo"], ["agent=ppo", "allowed: dqn, iqn, miqn, rainbow, sac"]),
-    (["env=mujoco"], ["env=mujoco", "atari, classic, dmc"]),
+    (["env=procgen"], ["env=procgen", "atari, classic, dmc, minatar, mujoco"]),
     (["network=resnet"], ["network=resnet", "impala, minatar_cnn, mlp, nature_cnn"]),
     (["env.id=Pongg"], ["env.id", "Pongg", "did you mean 'Pong'? allowed ALE games: Adventure,", "Breakout"]),
     (["agent=dqnn"], ["agent=dqnn is not an option; did you mean 'dqn'? allowed: dqn, iqn, miqn, rainbow, sac"]),
@@ -39,6 +39,17 @@ CASES = [
     (["agent=sac", "env=dmc", "network=nature_cnn"],
      ["network=nature_cnn", "conf/tuned/sac_dmc.yaml", "allowed here: mlp"]),
     (["agent=sac", "env=dmc", "env.action_repeat=0"], ["env.action_repeat", ">= 1"]),
+    (["env=mujoco"], ["env.id", "HalfCheetah-v5", "agent=dqn needs discrete actions", "continuous", "agent=sac"]),
+    (["agent=rainbow", "env=mujoco", "env.id=Hopper-v5"], ["env.id", "Hopper-v5", "agent=rainbow needs discrete"]),
+    (["agent=sac", "env=mujoco", "env.id=HalfCheeta-v5"],
+     ["env.id='HalfCheeta-v5'", "did you mean 'HalfCheetah-v5'? allowed MuJoCo ids: Ant-v5, HalfCheetah-v5,",
+      "Walker2d-v5"]),
+    (["agent=sac", "env=mujoco", "env.id=HalfCheetah-v2"],
+     ["env.id='HalfCheetah-v2'", "did you mean 'HalfCheetah-v5'"]),
+    (["agent=sac", "env=mujoco", "network=nature_cnn"],
+     ["network=nature_cnn", "conf/tuned/sac_mujoco.yaml", "allowed here: mlp"]),
+    (["agent=sac", "env=mujoco", "agent.reward_scale=0"], ["agent.reward_scale", "> 0"]),
+    (["agent=sac", "env=mujoco", "env.reward_clip=-1"], ["env.reward_clip", "> 0 or null"]),
     (["agent=sac", "env=dmc", "agent.tau=0"], ["agent.tau", "(0, 1]"]),
     (["agent=sac", "env=dmc", "agent.n_step=3"], ["agent.n_step", "must be 1"]),
     (["agent=sac", "env=dmc", "agent.log_std_min=3"], ["agent.log_std_min", "agent.log_std_max (2.0)"]),
@@ -152,7 +163,7 @@ def test_bad_input_is_one_clear_line(tmp_path, overrides, words):
 
 COMMANDS = [c for c in CASES if c[0] in (["agent=ppo"], ["total_env_steps=1e6"], ["agent.lrr=0.1"], ["sparsity=1.0"],
                                           ["+agent.bogus=1"],
-                                          ["agent=sac"], ["-m", "seed=0,1", "agent=dqn,ppo"])]
+                                          ["agent=sac"], ["env=mujoco"], ["-m", "seed=0,1", "agent=dqn,ppo"])]
 
 
 @pytest.mark.parametrize("overrides, words", COMMANDS, ids=[" ".join(c[0]) for c in COMMANDS])

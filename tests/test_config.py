@@ -4,12 +4,13 @@ import pytest
 import yaml
 
 from agents.dqn import DQNConfig, Loss
-from agents.networks import MLPConfig, NatureCNNConfig, Padding
+from agents.networks import Init, MLPConfig, NatureCNNConfig, Padding
 from agents.sac import SACConfig
 from core.errors import ConfigError
 from envs.atari import AtariConfig, Profile
 from envs.classic import ClassicConfig
 from envs.dmc import DMCConfig
+from envs.mujoco import MuJoCoConfig
 from tests.conftest import run_train
 from training.preflight import group_options
 
@@ -33,7 +34,7 @@ def test_every_group_option_composes(compose_cfg, group):
     assert options
     for option in options:
         extra = ["network=mlp"] if option == "mlp" or (group, option) == ("env", "classic") else []
-        extra += {("agent", "sac"): ["env=dmc"], ("env", "dmc"): ["agent=sac"],
+        extra += {("agent", "sac"): ["env=dmc"], ("env", "dmc"): ["agent=sac"], ("env", "mujoco"): ["agent=sac"],
                   ("network", "minatar_cnn"): ["env=minatar"], ("pruning", "static"): ["sparsity=0.9"],
                   ("pruning", "set"): ["sparsity=0.9"], ("pruning", "rigl"): ["sparsity=0.9"]}.get((group, option), [])
         if (group, option) == ("pruning", "lottery"):  # composes, then asks for its source run
@@ -76,6 +77,22 @@ def test_sac_gets_2x256_mlps_and_its_env_defaults(compose_cfg):
     assert compose_cfg("agent=sac", "env=classic", "env.id=MountainCarContinuous-v0").env.id == \
         "MountainCarContinuous-v0"
     assert compose_cfg("agent=sac", "env=dmc", "network.width=5").network.width == 5
+    assert (dmc.agent.reward_scale, dmc.agent.target_entropy_per_action_dim) == (1.0, -1.0)  # the suite's defaults
+
+
+def test_sac_on_mujoco_gets_dopamines_settings(compose_cfg):
+    """conf/tuned/sac_mujoco.yaml: dopamine/jax/agents/sac/configs/sac.gin (reward_scale_factor 0.1, 2x256, Adam
+    3e-4 with eps 1e-8, batch 256, tau 0.005, min_replay_history 10k) and SACAgent's target entropy −|A|/2, with
+    Xavier-uniform (flax glorot_uniform) weights."""
+    cfg = compose_cfg("agent=sac", "env=mujoco")
+    assert isinstance(cfg.env, MuJoCoConfig) and cfg.env.id == "HalfCheetah-v5"
+    a = cfg.agent
+    assert (a.reward_scale, a.target_entropy, a.target_entropy_per_action_dim) == (0.1, None, -0.5)
+    assert a.actor_lr == a.critic_lr == a.alpha_lr == 3e-4 and a.adam_eps == 1e-8
+    assert (a.batch_size, a.gamma, a.tau, a.learning_starts, a.update_period, a.replay_capacity) == \
+        (256, 0.99, 0.005, 10_000, 1, 1_000_000)
+    assert cfg.network.hidden_sizes == [256, 256] and cfg.network.init == Init.xavier
+    assert cfg.total_env_steps == 1_000_000 and cfg.env.reward_clip is None
 
 
 def test_cfg_job_prints_the_resolved_config():

@@ -104,6 +104,41 @@ def test_the_readme_is_short_and_its_links_resolve():
             assert (ROOT / link).exists(), link
 
 
+AGENT_PAGES = {**{name: name for name in suite.REGISTRIES["agent"].names()}, "cql": "cql"}  # offline: +offline=cql
+PAGE_SECTIONS = ("## Tuned presets", "## Implementation details", "## Deliberate deviations",
+                 "## Benchmark evidence today", "## Benchmark against published numbers",
+                 "## Sparse methods and adapters")
+
+
+@pytest.mark.parametrize("agent", sorted(AGENT_PAGES))
+def test_every_agent_has_a_page_with_the_sections_of_issue_44_in_the_nav(agent):
+    """docs/agents/<agent>.md: the command, the tuned presets (each conf/tuned/<agent>_*.yaml named), numbered
+    implementation details citing lines of reference code, and the benchmark sections; listed in mkdocs.yml."""
+    page = (ROOT / "docs" / "agents" / f"{AGENT_PAGES[agent]}.md").read_text()
+    assert "python train.py" in page
+    positions = [page.find(section) for section in PAGE_SECTIONS]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(PAGE_SECTIONS, positions, strict=True))
+    details = page[positions[1]:positions[2]]
+    assert re.search(r"^1\. \*\*", details, re.M) and re.search(r"L\d+-L\d+", details)
+    for path in (ROOT / "conf" / "tuned").glob(f"{agent}_*.yaml"):
+        assert f"tuned/{path.name}" in page, path.name
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    assert f"agents/{AGENT_PAGES[agent]}.md" in str(nav)
+
+
+def test_the_sac_page_quotes_dopamines_halfcheetah_baseline_as_the_data_file_holds_it():
+    """The numbers beside which the HalfCheetah benchmark will be set come from analysis/data, not from memory."""
+    from analysis import dopamine_baselines
+
+    page = (ROOT / "docs" / "agents" / "sac.md").read_text()
+    stats = dopamine_baselines.across_runs(dopamine_baselines.load("halfcheetah")).set_index("iteration")
+    for iteration in (90, 100):
+        row = stats.loc[iteration]
+        for value in (row["mean"], row["std"], row.ci_low, row.ci_high):
+            assert f"{value:,.1f}" in page, (iteration, value)
+    assert f"{stats.loc[1000, 'mean']:,.1f}" in page
+
+
 def test_the_site_builds_strictly(tmp_path):
     """Broken links, unknown anchors and pages missing from the nav fail the build (``strict: true``)."""
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
@@ -114,3 +149,5 @@ def test_the_site_builds_strictly(tmp_path):
     assert "pruning.update_freq_updates" in config_page and "agent.noisy_sigma0" in config_page
     assert (tmp_path / "site" / "figures" / "minatar_study" / "learning_curves_per_game.png").exists()
     assert "class=\"doc doc-heading\"" in (tmp_path / "site" / "architecture" / "index.html").read_text()
+    for page in AGENT_PAGES.values():
+        assert (tmp_path / "site" / "agents" / page / "index.html").exists(), page

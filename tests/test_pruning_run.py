@@ -128,7 +128,7 @@ def test_sac_cartpole_swingup_run_prunes_actor_and_both_critics(tmp_path):
         assert tag in tags, tag
     assert "losses/td_loss" not in tags and "charts/epsilon" not in tags and "health/actor/q_mean" not in tags
     assert [e.value for e in acc.Scalars("charts/episodic_length")] == [1000, 1000]  # two truncated episodes
-    # the learning-curve command of docs/agents.md reads the same run folder
+    # the learning-curve command of docs/agents/sac.md reads the same run folder
     learning_curve.main([str(tmp_path), "--out", str(tmp_path / "curve.png"), "--reference", "800"])
     assert eval_curve(tmp_path)[:2] == ([2000], [summary["final_eval_return"]])
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -284,6 +284,20 @@ def test_sac_on_dm_control_kill_and_resume_is_exact(tmp_path):
     assert summary(b)["sparsity_per_network"]["actor"] == pytest.approx(0.9, abs=1e-3)
 
 
+def test_sac_on_mujoco_halfcheetah_kill_and_resume_is_exact(tmp_path):
+    """Gymnasium's MuJoCo, with the tuned preset (reward scale 0.1, target entropy −|A|/2): killed 703 steps into a
+    1,000-step HalfCheetah-v5 episode, during pruning, the resumed run restores the env's generator from before
+    that episode's reset, re-plays its continuous actions through MuJoCo, and matches the uninterrupted run."""
+    args = ["agent=sac", "env=mujoco", "network.hidden_sizes=[32,32]", "agent.batch_size=64", "torch_threads=1",
+            "total_env_steps=2400", "agent.learning_starts=500", "sparsity=0.9", "pruning.update_freq_updates=100",
+            "checkpoint.every_env_steps=400", "eval.every_env_steps=1200", "eval.episodes=1",
+            "health.every_updates=500", "progress=false"]
+    b = kill_resume_compare(tmp_path, args, 1703, 1600, loss="losses/qf1_loss",
+                            networks=("actor", "critic1", "critic2", "target1", "target2"))
+    assert summary(b)["env_id"] == "HalfCheetah-v5"
+    assert summary(b)["sparsity_per_network"]["critic1"] == pytest.approx(0.9, abs=5e-3)  # ERK on 32-unit layers
+
+
 def test_rerunning_a_complete_run_does_no_work(tmp_path, cartpole_baseline):
     run_dir = tmp_path / "run"
     shutil.copytree(cartpole_baseline, run_dir)

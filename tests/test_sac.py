@@ -74,15 +74,17 @@ def test_warm_up_actions_are_uniform_in_unit_range_from_the_agent_rng():
     np.testing.assert_array_equal(actions, expected)
 
 
-def test_critic_target_is_the_soft_bellman_backup():
-    """The critics regress on r + γ^k (min Q_target(s', a') − α log π(a'|s')) with a' from the current policy."""
-    agent, batch = make_agent(), make_batch()
+@pytest.mark.parametrize("reward_scale", [1.0, 0.1])
+def test_critic_target_is_the_soft_bellman_backup(reward_scale):
+    """The critics regress on c·r + γ^k (min Q_target(s', a') − α log π(a'|s')) with a' from the current policy;
+    c = agent.reward_scale (1, or Dopamine's 0.1 in ``sac.gin``)."""
+    agent, batch = make_agent(reward_scale=reward_scale), make_batch()
     state = torch.get_rng_state()
     with torch.no_grad():
         next_a, next_logp = agent.actor.sample(batch.next_obs)
         sa = torch.cat([batch.next_obs, next_a], 1)
         q_next = torch.min(agent.target1(sa), agent.target2(sa)).squeeze(1)
-        target = batch.returns + batch.discounts * (q_next - 1.0 * next_logp)  # α = init_alpha = 1
+        target = reward_scale * batch.returns + batch.discounts * (q_next - 1.0 * next_logp)  # α = init_alpha = 1
         q1 = agent.critic1(torch.cat([batch.obs, batch.actions], 1)).squeeze(1)
     torch.set_rng_state(state)
     metrics = agent.update(batch).losses
@@ -123,6 +125,13 @@ def test_updates_fit_the_critics_and_their_gradients_are_their_own_loss_only():
     agent.update(batch)
     for p, g in zip(params, expected, strict=True):
         torch.testing.assert_close(p.grad, g)
+
+
+def test_target_entropy_is_per_action_dimension_unless_given():
+    """−|A| by default (Haarnoja et al.), −|A|/2 with Dopamine's per-dimension value, a given value as it is."""
+    assert make_agent().target_entropy == -2.0
+    assert make_agent(target_entropy_per_action_dim=-0.5).target_entropy == -1.0
+    assert make_agent(target_entropy=-7.0, target_entropy_per_action_dim=-0.5).target_entropy == -7.0
 
 
 def test_fixed_temperature_without_autotune():
