@@ -20,6 +20,7 @@ if __name__ == "__main__":  # a Ctrl-C while the imports below load, or during t
     signal.signal(signal.SIGINT, _interrupted_early)
 
 import json
+import shlex
 import traceback
 from pathlib import Path
 
@@ -44,15 +45,16 @@ from training.init_from_run import inherited_overrides
 from training.logger import Logger
 from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
 from training.offline import OfflineTrainer
-from training.preflight import UserError
+from training.preflight import Complete, UserError
 from training.preflight import compose as compose_conf
-from training.run_folder import check_same_config, exclusive, switched, write_atomic
+from training.run_folder import check_same_config, complete_note, exclusive, switched, write_atomic
 from training.run_info import check_clean_tree, code_version, version_record
 from training.signals import Aborted, StopRequest
 from training.sweep import clear_failed, mark_failed
 from training.wandb_mirror import WandbMirror
 
 suite.register_configs()
+COMMAND: list[str] = []  # the command line as the user typed it (set below when run as a script): how to resume
 
 
 def learner_bytes(agent) -> dict[str, int]:
@@ -194,7 +196,7 @@ def main(dcfg: DictConfig) -> None:
     try:
         run(dcfg, run_dir)
     except Stopped as e:
-        print(str(e), file=sys.stderr, flush=True)
+        print(f"{e}; {resume_hint(in_sweep)}", file=sys.stderr, flush=True)
         e.request.pass_on()  # under submitit: its handler requeues the job and exits
         sys.exit(128 + e.request.signum)
     except (ConfigError, Diverged, ResumeError, CheckpointError, CheckpointWriteError) as e:
@@ -209,13 +211,21 @@ def main(dcfg: DictConfig) -> None:
         mark_failed(run_dir, traceback.format_exc(), 1)
 
 
+def resume_hint(in_sweep: bool) -> str:
+    """How to resume a stopped run: the exact command (its folder is named from it, so the same command reaches
+    it), or, for a job of a sweep, the sweep's command."""
+    if in_sweep or not COMMAND:
+        return "to resume, run the sweep's command again (it resumes unfinished runs and skips complete ones)"
+    return f"to resume, run the same command again: {shlex.join(['python', *COMMAND])}"
+
+
 def run(dcfg: DictConfig, run_dir: Path) -> None:
     cfg = suite.checked(dcfg)
     check_clean_tree(cfg.require_clean_tree)  # again in the job: a cluster may start it after the tree changed
     resuming = check_same_config(run_dir, dcfg, "run folder")
     if resuming and is_complete(run_dir):
         Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep).finish()  # if a kill came right after summary
-        print(f"run already complete: {run_dir / SUMMARY} (nothing to do)", flush=True)
+        print(complete_note(run_dir), flush=True)
         return
     for change in switched(run_dir, dcfg) if resuming else []:
         print(f"resuming with {change}: the same arithmetic in other kernels, so numbers agree with an unswitched "
@@ -227,6 +237,7 @@ def run(dcfg: DictConfig, run_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    COMMAND = list(sys.argv)
     try:
         inherited = inherited_overrides(sys.argv[1:], compose_conf)
         if inherited:
@@ -234,6 +245,8 @@ if __name__ == "__main__":
             sys.argv += inherited
         suite.preflight(sys.argv[1:])
         main()
+    except Complete as e:
+        print(e, flush=True)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

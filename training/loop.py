@@ -73,12 +73,11 @@ class ResumeError(RuntimeError):
 
 
 class Stopped(Exception):
-    """A stop signal arrived; the checkpoint is written and the run can be resumed."""
+    """A stop signal arrived; the checkpoint is written and the run can be resumed (the entry point says how)."""
 
     def __init__(self, request: StopRequest, env_step: int, checkpoint: Path | None):
         self.request, self.env_step, self.checkpoint = request, env_step, checkpoint
-        super().__init__(f"stopped by {request.name} at agent step {env_step}; checkpoint: {checkpoint}; "
-                         "run the same command again to resume")
+        super().__init__(f"stopped by {request.name} at agent step {env_step}; checkpoint: {checkpoint}")
 
 
 def evaluate(agent: Agent, env: gym.Env, episodes: int, env_step: int,

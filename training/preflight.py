@@ -29,7 +29,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from core.errors import ConfigError, one_of, unknown_key
 from core.run_files import is_complete
-from training.run_folder import check_memory, check_same_config, check_space, check_writable
+from training.run_folder import check_memory, check_same_config, check_space, check_writable, complete_note
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _SKIP = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
@@ -40,6 +40,11 @@ _WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--conf
 
 class UserError(Exception):
     """A one-line message for the user; the entry point prints it and exits 2."""
+
+
+class Complete(Exception):
+    """The command's run folder holds this very run, finished: the entry point prints where its summary is and exits
+    0, and Hydra never opens the folder (a rerun changes nothing in it)."""
 
 
 def group_options(group: str) -> list[str]:
@@ -197,12 +202,16 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
         variants = _variants(overrides, multirun)
     except HydraException as e:
         raise UserError(" ".join(str(e).split())) from None
-    checked, preset = [], {}
+    checked, preset, run_dir = [], {}, None
     for i, variant in enumerate(variants):
         try:
-            if i == 0 and multirun:
-                preset = OmegaConf.select(compose(variant, with_hydra=True), "hydra.sweeper.params") or {}
-                variants += _preset_variants(preset, variant)
+            if i == 0:
+                with_hydra = compose(variant, with_hydra=True)
+                if multirun:
+                    preset = OmegaConf.select(with_hydra, "hydra.sweeper.params") or {}
+                    variants += _preset_variants(preset, variant)
+                else:  # the default folder is named from the command (training/run_folder.py: default_name)
+                    run_dir = hydra_overrides.get("hydra.run.dir") or str(with_hydra.hydra.run.dir)
             cfg = compose(variant)
         except Exception as e:  # noqa: BLE001 - every composition failure is the user's override
             raise UserError(_explain(e, variant)) from None
@@ -219,7 +228,7 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
         return
     try:
         jobs = _parallel_jobs(hydra_overrides, _job_count(overrides, multirun, preset))
-        check_output(checked, replay_bytes, hydra_overrides, multirun, jobs)
+        check_output(checked, replay_bytes, hydra_overrides, multirun, jobs, run_dir)
     except ConfigError as e:
         raise UserError(str(e)) from None
 
@@ -255,18 +264,19 @@ def check_launcher(hydra_overrides: dict[str, str]) -> None:
 
 
 def check_output(checked: list[tuple[Any, Any]], replay_bytes: Callable[[Any], int], hydra_overrides: dict[str, str],
-                 multirun: bool, jobs: int) -> None:
+                 multirun: bool, jobs: int, run_dir: str | None = None) -> None:
     """The output folder can be written, holds no run of another config, and has room for the checkpoints; the
     largest replay buffer of the command fits in memory, ``jobs`` times over. ``checked`` holds (composed, checked)
-    configs, the first being the command's own."""
+    configs, the first being the command's own; ``run_dir`` is a single run's folder, given or by default. Raises
+    ``Complete`` if that folder holds this run, finished."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     explicit = hydra_overrides.get(key)
-    path = Path(explicit) if explicit else Path("runs")  # Hydra's default folders are under ./runs
+    path = Path(run_dir) if run_dir else Path(explicit) if explicit else Path("runs")  # Hydra's default: ./runs
     check_writable(path, key)
     existing = 0
-    if explicit and not multirun:
+    if not multirun:
         if check_same_config(path, checked[0][0], key) and is_complete(path):
-            return
+            raise Complete(complete_note(path))
         existing = sum(f.stat().st_size for f in (path / "checkpoints").glob("step_*/*") if f.is_file())
     objects = [obj for _, obj in checked]
     replays = [replay_bytes(obj) for obj in objects]
