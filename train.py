@@ -19,6 +19,7 @@ def _interrupted_early(signum, frame) -> None:
 if __name__ == "__main__":  # a Ctrl-C while the imports below load, or during the checks, ends quietly too
     signal.signal(signal.SIGINT, _interrupted_early)
 
+import datetime
 import json
 import shlex
 import traceback
@@ -49,6 +50,7 @@ from training.preflight import Complete, UserError
 from training.preflight import compose as compose_conf
 from training.run_folder import check_same_config, complete_note, exclusive, switched, write_atomic
 from training.run_info import check_clean_tree, code_version, version_record
+from training.run_log import run_log
 from training.signals import Aborted, StopRequest
 from training.sweep import clear_failed, mark_failed
 from training.wandb_mirror import WandbMirror
@@ -183,7 +185,17 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                **({"export": exported} if exported else {})}
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     checkpointer.finish()
+    print(closing_line(summary, run_dir, cfg.eval.episodes, trainer.resumed), flush=True)
     return summary
+
+
+def closing_line(summary: dict, run_dir: Path, episodes: int, resumed: bool) -> str:
+    """The one line a finished run ends with: its score, sparsity, time and where everything is."""
+    wall = datetime.timedelta(seconds=round(summary["wall_time_s"]))
+    return (f"done: final eval return {summary['final_eval_return']:.2f} ({episodes} episode"
+            f"{'s' if episodes > 1 else ''}), sparsity "
+            f"{summary['sparsity']:.3f}, wall time {wall}{' since the resume' if resumed else ''}; run folder "
+            f"{run_dir} ({SUMMARY}, metrics.jsonl, tb/, train.log)")
 
 
 @hydra.main(config_path="conf", config_name="config", version_base=None)
@@ -193,22 +205,24 @@ def main(dcfg: DictConfig) -> None:
     hc = HydraConfig.get()
     run_dir, in_sweep = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
     clear_failed(run_dir)
-    try:
-        run(dcfg, run_dir)
-    except Stopped as e:
-        print(f"{e}; {resume_hint(in_sweep)}", file=sys.stderr, flush=True)
-        e.request.pass_on()  # under submitit: its handler requeues the job and exits
-        sys.exit(128 + e.request.signum)
-    except (ConfigError, Diverged, ResumeError, CheckpointError, CheckpointWriteError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        if not in_sweep:
-            sys.exit(2 if isinstance(e, ConfigError) else 1)
-        mark_failed(run_dir, f"error: {e}", 2 if isinstance(e, ConfigError) else 1)
-    except Exception:
-        if not in_sweep:
-            raise
-        traceback.print_exc()
-        mark_failed(run_dir, traceback.format_exc(), 1)
+    with run_log(run_dir) as note:  # what the run prints also goes to its train.log
+        try:
+            run(dcfg, run_dir)
+        except Stopped as e:
+            print(f"{e}; {resume_hint(in_sweep)}", file=sys.stderr, flush=True)
+            e.request.pass_on()  # under submitit: its handler requeues the job and exits
+            sys.exit(128 + e.request.signum)
+        except (ConfigError, Diverged, ResumeError, CheckpointError, CheckpointWriteError) as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            if not in_sweep:
+                sys.exit(2 if isinstance(e, ConfigError) else 1)
+            mark_failed(run_dir, f"error: {e}", 2 if isinstance(e, ConfigError) else 1)
+        except Exception:
+            if not in_sweep:
+                note(traceback.format_exc())  # Hydra prints it to the terminal
+                raise
+            traceback.print_exc()
+            mark_failed(run_dir, traceback.format_exc(), 1)
 
 
 def resume_hint(in_sweep: bool) -> str:
