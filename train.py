@@ -192,6 +192,8 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
 def closing_line(summary: dict, run_dir: Path, episodes: int, resumed: bool) -> str:
     """The one line a finished run ends with: its score, sparsity, time and where everything is."""
     wall = datetime.timedelta(seconds=round(summary["wall_time_s"]))
+    if run_dir.is_relative_to(Path.cwd()):
+        run_dir = run_dir.relative_to(Path.cwd())  # runs/<name>, as the user will type it
     return (f"done: final eval return {summary['final_eval_return']:.2f} ({episodes} episode"
             f"{'s' if episodes > 1 else ''}), sparsity "
             f"{summary['sparsity']:.3f}, wall time {wall}{' since the resume' if resumed else ''}; run folder "
