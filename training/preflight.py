@@ -24,10 +24,10 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from core.errors import ConfigError, one_of, unknown_key
+from core.errors import ConfigError, elsewhere, one_of, unknown_key
 from core.run_files import is_complete
 from training.run_folder import check_memory, check_same_config, check_space, check_writable, complete_note
 
@@ -124,7 +124,9 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
         full_key = getattr(cause, "full_key", None) or _failing_key(text)
         parent, _, leaf = full_key.rpartition(".")
-        return unknown_key(full_key, _known_keys(parent, [o for o in overrides if _key_of(o)[0] != full_key]))
+        others = [o for o in overrides if _key_of(o)[0] != full_key]
+        value = next((v for k, v in map(_key_of, overrides) if k == full_key), None)
+        return unknown_key(full_key, _known_keys(parent, others), elsewhere(full_key, value, _all_keys(others)))
     if isinstance(cause, ValidationError):
         full_key = getattr(cause, "full_key", "") or _failing_key(text)
         value = next((v for k, v in map(_key_of, overrides) if k == full_key), getattr(cause, "value", "?"))
@@ -152,6 +154,24 @@ def _expected(cause: ValidationError, value: str) -> str:
         scientific = m.group(1) == "Integer" and re.fullmatch(r"[\d.]+[eE][+-]?\d+", value)
         return f"expected {m.group(1).lower()}" + (" (write 1000000 or 1_000_000, not 1e6)" if scientific else "")
     return msg
+
+
+def _all_keys(overrides: list[str]) -> list[str]:
+    """Every key of the config these overrides compose (dotted, leaves only), for ``elsewhere``."""
+    try:
+        node = compose(overrides)
+    except HydraException:
+        node = compose([])
+    return flat_keys(node)
+
+
+def flat_keys(node, prefix: str = "") -> list[str]:
+    """The dotted keys of a composed config's leaves."""
+    keys = []
+    for key, value in node.items_ex(resolve=False):
+        full = f"{prefix}{key}"
+        keys += flat_keys(value, full + ".") if isinstance(value, DictConfig) else [full]
+    return keys
 
 
 def _known_keys(parent: str, overrides: list[str]) -> list[str]:
