@@ -46,6 +46,7 @@ from pruning.reset import Reset, ResetConfig
 from pruning.sparse_compute import SparseCompute
 from pruning.sparse_inference import SparseInference
 from training.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
+from training.cost import RunShape, core_seconds
 from training.init_from_run import InitConfig, InitFromRun, Source, read_source
 from training.logger import LoggerConfig
 from training.loop import EvalConfig, LoopConfig, count_updates
@@ -516,9 +517,17 @@ def compose(overrides: list[str]) -> Config:
         GlobalHydra.instance().clear()
 
 
-def preflight(argv: list[str]) -> None:
-    """Check a ``train.py`` command line before anything runs: raises ``training.preflight.UserError`` (one line)."""
-    check_command_line(argv, checked, replay_bytes, check_run_keys)
+def preflight(argv: list[str]) -> str | None:
+    """Check a ``train.py`` command line before anything runs: raises ``training.preflight.UserError`` (one line).
+    For a multirun, returns the line that says how many runs it holds and what they cost."""
+    return check_command_line(argv, checked, replay_bytes, check_run_keys, run_seconds)
+
+
+def run_seconds(cfg: Config) -> float | None:
+    """Core-seconds the run takes on a CPU, from the measured per-step costs of ``training/cost.py`` (None where
+    they are not measured)."""
+    return core_seconds(RunShape(cfg.agent.name, cfg.env.name, cfg.network.name, float(cfg.network.width),
+                                 0 if cfg.offline.enabled else cfg.total_env_steps, total_updates(cfg)))
 
 
 def check_run_keys(overrides: list[str], cfg: Config) -> None:

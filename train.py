@@ -259,7 +259,9 @@ if __name__ == "__main__":
         if inherited:
             print(f"init.from_run: taken from the source run: {' '.join(inherited)}", flush=True)
             sys.argv += inherited
-        suite.preflight(sys.argv[1:])
+        plan = suite.preflight(sys.argv[1:])
+        if plan:
+            print(plan, flush=True)  # a sweep's runs and cost, before it launches
         main()
     except Complete as e:
         print(e, flush=True)

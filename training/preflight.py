@@ -30,6 +30,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from core.errors import ConfigError, elsewhere, one_of, unknown_key
 from core.run_files import is_complete
 from training.run_folder import check_memory, check_same_config, check_space, check_writable, complete_note
+from training.sweep_plan import job_folder, plan_line, sweep_jobs
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _SKIP = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
@@ -205,11 +206,13 @@ def _parallel_jobs(hydra_overrides: dict[str, str], jobs: int) -> int:
 
 
 def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callable[[Any], int],
-              check_overrides: Callable[[list[str], Any], None] = lambda overrides, cfg: None) -> None:
-    """Raise ``UserError`` with one line if the command line would fail; otherwise return silently. ``check``
-    turns a composed config into the checked config object (raising ``ConfigError``); ``replay_bytes`` gives the
-    memory of a run's full replay buffer, which checkpoints also hold; ``check_overrides`` refuses what a config
-    alone cannot tell (a key given on the command line that the run would ignore)."""
+              check_overrides: Callable[[list[str], Any], None] = lambda overrides, cfg: None,
+              run_seconds: Callable[[Any], float | None] = lambda cfg: None) -> str | None:
+    """Raise ``UserError`` with one line if the command line would fail. ``check`` turns a composed config into the
+    checked config object (raising ``ConfigError``); ``replay_bytes`` gives the memory of a run's full replay buffer,
+    which checkpoints also hold; ``check_overrides`` refuses what a config alone cannot tell (a key given on the
+    command line that the run would ignore); ``run_seconds`` estimates a run's core-seconds (None where it cannot).
+    Returns, for a multirun, the line that says how many runs it holds and what they cost (``sweep_plan``)."""
     overrides, multirun, skip, print_only = split_argv(argv)
     if skip:
         return
@@ -245,12 +248,24 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
         except OmegaConfBaseException as e:
             raise UserError(" ".join(str(e).split())) from None
     if print_only:
-        return
+        return None
     try:
         jobs = _parallel_jobs(hydra_overrides, _job_count(overrides, multirun, preset))
         check_output(checked, replay_bytes, hydra_overrides, multirun, jobs, run_dir)
     except ConfigError as e:
         raise UserError(str(e)) from None
+    if not multirun:
+        return None
+    sweep = with_hydra.hydra
+    seconds = [run_seconds(obj) for _, obj in checked]
+    by_value = {_key_of(changed[0]): cost for variant, cost in zip(variants[1:], seconds[1:], strict=True)
+                if len(changed := [o for o in variant if o not in variants[0]]) == 1}
+    planned = sweep_jobs(preset, overrides)
+    subdir = OmegaConf.to_container(sweep.sweep, resolve=False)["subdir"]
+    folders = [job_folder(hydra_overrides.get("hydra.sweep.dir") or sweep.sweep.dir, subdir, job,
+                          list(sweep.job.config.override_dirname.exclude_keys)) for job in planned]
+    return plan_line(planned, folders, seconds[0], by_value, hydra_overrides.get("hydra.sweep.dir") or sweep.sweep.dir,
+                     jobs)
 
 
 LAUNCHER_PLUGINS = {"ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
