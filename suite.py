@@ -52,7 +52,7 @@ from training.logger import LoggerConfig
 from training.loop import EvalConfig, LoopConfig, count_updates
 from training.offline import OfflineConfig
 from training.preflight import compose as compose_conf
-from training.preflight import flat_keys
+from training.preflight import config_groups, flat_keys
 from training.preflight import preflight as check_command_line
 from training.run_folder import run_name_resolver
 from training.run_info import check_clean_tree
@@ -96,8 +96,10 @@ class Config:
 
 def register_configs() -> None:
     """The top-level schema as ``base_config`` and each plugin's as ``schema/<group>/<name>``, which the YAML files
-    in ``conf/<group>/`` extend; and the ``run_name`` resolver of the default run folder (``conf/config.yaml``)."""
+    in ``conf/<group>/`` extend; and the resolvers ``conf/config.yaml`` uses: ``run_name`` (the default run folder)
+    and ``config_groups`` (``--help``)."""
     OmegaConf.register_new_resolver("run_name", run_name_resolver, replace=True)
+    OmegaConf.register_new_resolver("config_groups", config_groups, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, registry in REGISTRIES.items():

@@ -52,6 +52,14 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def config_groups() -> str:
+    """``group: option, option, ...`` for every group of ``conf/`` (``--help``, through ``${config_groups:}``):
+    Hydra's own list also shows the ``schema/*`` groups the suite stores for its YAML files to extend, which a user
+    never picks."""
+    groups = sorted({p.parent.relative_to(CONF_DIR).as_posix() for p in CONF_DIR.rglob("*.yaml")} - {"."})
+    return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in groups)
+
+
 def split_argv(argv: list[str]) -> tuple[list[str], bool, bool, bool]:
     """(overrides, is_multirun, skip, print_only) from Hydra's command line."""
     overrides, multirun, skip, print_only, i = [], False, False, False, 0
