@@ -199,3 +199,17 @@ def test_license_citation_and_cite_section_agree_with_pyproject():
                 "sokar2023dormant", "nikishin2022primacy", "hu2022lora", "kopiczko2024vera", "wang2023read",
                 "kumar2020conservative", "espeholt2018impala", "agarwal2021deep"):
         assert key in papers, key
+
+
+def test_the_home_page_shows_the_headline_figure_and_every_part_of_the_readme():
+    """docs/index.md embeds the study's scaling figure (gen_figures.py puts analysis/figures/ into the site) and
+    links every page the README's table of parts links, offline RL included."""
+    index = (ROOT / "docs" / "index.md").read_text()
+    assert "](figures/minatar_study/scaling_law.png)" in index
+    assert (ROOT / "analysis" / "figures" / "minatar_study" / "scaling_law.png").is_file()
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| part | where to read |"):readme.index("## Set up and train")]
+    pages = set(re.findall(r"\]\(docs/([\w-]+\.md)", table))
+    assert "offline.md" in pages
+    for page in pages:
+        assert f"]({page}" in index, page
