@@ -52,6 +52,12 @@ def test_a_sweep_counts_the_runs_already_complete_in_its_folder(tmp_path):
     (done / "summary.json").write_text("{}")
     assert preflight(args).startswith(f"sweep: 4 runs, 1 of them complete in {tmp_path} (skipped): 3 to train, "
                                       "about ")
+    named = tmp_path / "named"  # a command that names its jobs' folders otherwise: read from its hydra.* overrides
+    (named / "seed=0,sparsity=0").mkdir(parents=True)
+    (named / "seed=0,sparsity=0" / "summary.json").write_text("{}")
+    assert preflight([*args[:-1], f"hydra.sweep.dir={named}",
+                      "hydra.job.config.override_dirname.exclude_keys=[env,hydra.sweep.dir]"]).startswith(
+        f"sweep: 4 runs, 1 of them complete in {named} (skipped): 3 to train, about ")
 
 
 def test_a_setting_without_a_measured_cost_has_no_estimate(compose_cfg):

@@ -112,6 +112,15 @@ def _preset_variants(params, overrides: list[str]) -> list[list[str]]:
             for value in str(values).split(",")]
 
 
+def _with_hydra(overrides: list[str], hydra_args: list[str]):
+    """The command's config with Hydra's node, its ``hydra.*`` overrides applied (a sweep folder, the keys a job's
+    folder name leaves out); without them if they do not compose here (a launcher's keys Hydra checks itself)."""
+    try:
+        return compose([*overrides, *hydra_args], with_hydra=True)
+    except Exception:  # noqa: BLE001 - Hydra reports its own keys' mistakes when it starts
+        return compose(overrides, with_hydra=True)
+
+
 def _key_of(override: str) -> tuple[str, str]:
     key, _, value = override.lstrip("+~").partition("=")
     return key, value
@@ -228,6 +237,7 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
     multirun = multirun or hydra_overrides.get("hydra.mode") == "MULTIRUN" or any(
         _key_of(o)[0] == "sweep" for o in overrides)  # the presets in conf/sweep/ set hydra.mode
     check_launcher(hydra_overrides)
+    hydra_args = [o for o in overrides if _key_of(o)[0].startswith("hydra")]
     overrides = [o for o in overrides if not _key_of(o)[0].startswith("hydra")]
     try:
         variants = _variants(overrides, multirun)
@@ -237,7 +247,7 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
     for i, variant in enumerate(variants):
         try:
             if i == 0:
-                with_hydra = compose(variant, with_hydra=True)
+                with_hydra = _with_hydra(variant, hydra_args)
                 if multirun:
                     preset = OmegaConf.select(with_hydra, "hydra.sweeper.params") or {}
                     variants += _preset_variants(preset, variant)
@@ -270,10 +280,9 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
                 if len(changed := [o for o in variant if o not in variants[0]]) == 1}
     planned = sweep_jobs(preset, overrides)
     subdir = OmegaConf.to_container(sweep.sweep, resolve=False)["subdir"]
-    folders = [job_folder(hydra_overrides.get("hydra.sweep.dir") or sweep.sweep.dir, subdir, job,
-                          list(sweep.job.config.override_dirname.exclude_keys)) for job in planned]
-    return plan_line(planned, folders, seconds[0], by_value, hydra_overrides.get("hydra.sweep.dir") or sweep.sweep.dir,
-                     jobs)
+    exclude = list(sweep.job.config.override_dirname.exclude_keys)
+    folders = [job_folder(str(sweep.sweep.dir), subdir, job, exclude) for job in planned]
+    return plan_line(planned, folders, seconds[0], by_value, str(sweep.sweep.dir), jobs)
 
 
 LAUNCHER_PLUGINS = {"ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
