@@ -185,18 +185,21 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                **({"export": exported} if exported else {})}
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     checkpointer.finish()
-    print(closing_line(summary, run_dir, cfg.eval.episodes, trainer.resumed), flush=True)
+    print(closing_line(summary, run_dir, cfg.eval.episodes), flush=True)
     return summary
 
 
-def closing_line(summary: dict, run_dir: Path, episodes: int, resumed: bool) -> str:
-    """The one line a finished run ends with: its score, sparsity, time and where everything is."""
+def closing_line(summary: dict, run_dir: Path, episodes: int) -> str:
+    """The one line a finished run ends with: its score, sparsity, time (the training loop's, over every process of a
+    resumed run, as ``summary.json``'s ``wall_time_s``) and where everything is."""
     wall = datetime.timedelta(seconds=round(summary["wall_time_s"]))
+    processes = len(summary.get("wall_time_s_per_process", [None]))
     if run_dir.is_relative_to(Path.cwd()):
         run_dir = run_dir.relative_to(Path.cwd())  # runs/<name>, as the user will type it
     return (f"done: final eval return {summary['final_eval_return']:.2f} ({episodes} episode"
             f"{'s' if episodes > 1 else ''}), sparsity "
-            f"{summary['sparsity']:.3f}, wall time {wall}{' since the resume' if resumed else ''}; run folder "
+            f"{summary['sparsity']:.3f}, wall time {wall}{f' over {processes} starts' if processes > 1 else ''}; "
+            f"run folder "
             f"{run_dir} ({SUMMARY}, metrics.jsonl, tb/, train.log)")
 
 

@@ -331,6 +331,8 @@ def test_a_default_folder_run_resumes_with_the_command_it_prints(tmp_path, cartp
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {run_dir}/checkpoints/step_000000001777" in resumed.stdout
+    assert resumed.stdout.strip().splitlines()[-1].startswith("done: final eval return ")
+    assert " over 2 starts; run folder runs/" in resumed.stdout.strip().splitlines()[-1]
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_dir.name]
     assert_same_run(cartpole_baseline, run_dir)
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
