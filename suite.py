@@ -27,7 +27,7 @@ from agents import replay_dataset as logged
 from agents.registry import AGENTS, NETWORKS
 from agents.replay import ReplayBuffer, bookkeeping_bytes
 from core.callbacks import Callback
-from core.errors import ConfigError, UnknownKeyError, require
+from core.errors import ConfigError, UnknownKeyError, elsewhere, require
 from core.protocols import Agent, ResumableEnv
 from core.registry import Registry
 from core.run_files import CONFIG, INIT, is_complete
@@ -46,12 +46,15 @@ from pruning.reset import Reset, ResetConfig
 from pruning.sparse_compute import SparseCompute
 from pruning.sparse_inference import SparseInference
 from training.checkpoint import CheckpointConfig, Checkpointer, CheckpointError
+from training.cost import RunShape, core_seconds
 from training.init_from_run import InitConfig, InitFromRun, Source, read_source
 from training.logger import LoggerConfig
 from training.loop import EvalConfig, LoopConfig, count_updates
 from training.offline import OfflineConfig
 from training.preflight import compose as compose_conf
+from training.preflight import config_groups, flat_keys
 from training.preflight import preflight as check_command_line
+from training.run_folder import run_name_resolver
 from training.run_info import check_clean_tree
 
 REGISTRIES: dict[str, Registry] = {"agent": AGENTS, "env": ENVS, "network": NETWORKS, "pruning": METHODS,
@@ -93,7 +96,10 @@ class Config:
 
 def register_configs() -> None:
     """The top-level schema as ``base_config`` and each plugin's as ``schema/<group>/<name>``, which the YAML files
-    in ``conf/<group>/`` extend."""
+    in ``conf/<group>/`` extend; and the resolvers ``conf/config.yaml`` uses: ``run_name`` (the default run folder)
+    and ``config_groups`` (``--help``)."""
+    OmegaConf.register_new_resolver("run_name", run_name_resolver, replace=True)
+    OmegaConf.register_new_resolver("config_groups", config_groups, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, registry in REGISTRIES.items():
@@ -126,17 +132,20 @@ def config_from_run(dcfg: DictConfig) -> Config:
     return to_objects(OmegaConf.merge(base, {k: v for k, v in dcfg.items() if k not in REGISTRIES}))
 
 
-def check_known_keys(node: DictConfig, path: str = "") -> None:
+def check_known_keys(node: DictConfig, path: str = "", root: DictConfig | None = None) -> None:
     """Refuse a key its schema lacks. Hydra refuses ``agent.lrr=...`` itself, but ``+agent.bogus=1`` adds the key,
-    and the dataclasses would carry it unread: the run would train as if nothing was said."""
+    and the dataclasses would carry it unread: the run would train as if nothing was said. A key that lives
+    elsewhere (``+lr=1e-3``, ``+pruning.sparsity=0.9``) is named where it lives."""
+    root = node if root is None else root
     kind = OmegaConf.get_type(node)
     known = {f.name for f in fields(kind)} if is_dataclass(kind) else None
     for key, value in node.items_ex(resolve=False):
         full_key = f"{path}.{key}" if path else str(key)
         if known is not None and key not in known:
-            raise UnknownKeyError(full_key, sorted(known))
+            shown = value if not isinstance(value, DictConfig) else None
+            raise UnknownKeyError(full_key, sorted(known), elsewhere(full_key, shown, flat_keys(root)))
         if isinstance(value, DictConfig):
-            check_known_keys(value, full_key)
+            check_known_keys(value, full_key, root)
 
 
 def checked(cfg: DictConfig) -> Config:
@@ -228,6 +237,20 @@ def validate(cfg: Config) -> None:
         require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
                 cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
                 f"the first one (agent.learning_starts={a.learning_starts})")
+    schedule_warning(cfg)  # refuses a schedule no setting could run as meant; the job prints the warning
+
+
+def total_updates(cfg: Config) -> int:
+    """The run's gradient updates: offline its budget, online one every ``agent.update_period`` steps after
+    ``agent.learning_starts``."""
+    loop = loop_config(cfg)
+    return count_updates(loop.total_env_steps, loop.learning_starts, loop.update_period)
+
+
+def schedule_warning(cfg: Config) -> str | None:
+    """The pruning method's word on its schedule at this run's length (``MethodConfig.schedule_warning``)."""
+    check = getattr(cfg.pruning, "schedule_warning", None)  # a plugin's schema need not extend MethodConfig
+    return check(total_updates(cfg), cfg.sparsity) if check is not None else None
 
 
 OFFLINE_AGENTS = ("dqn", "rainbow")  # CQL with agent=dqn, CQL+C51 with agent=rainbow (Dopamine's offline agents)
@@ -496,9 +519,17 @@ def compose(overrides: list[str]) -> Config:
         GlobalHydra.instance().clear()
 
 
-def preflight(argv: list[str]) -> None:
-    """Check a ``train.py`` command line before anything runs: raises ``training.preflight.UserError`` (one line)."""
-    check_command_line(argv, checked, replay_bytes, check_run_keys)
+def preflight(argv: list[str]) -> str | None:
+    """Check a ``train.py`` command line before anything runs: raises ``training.preflight.UserError`` (one line).
+    For a multirun, returns the line that says how many runs it holds and what they cost."""
+    return check_command_line(argv, checked, replay_bytes, check_run_keys, run_seconds)
+
+
+def run_seconds(cfg: Config) -> float | None:
+    """Core-seconds the run takes on a CPU, from the measured per-step costs of ``training/cost.py`` (None where
+    they are not measured)."""
+    return core_seconds(RunShape(cfg.agent.name, cfg.env.name, cfg.network.name, float(cfg.network.width),
+                                 0 if cfg.offline.enabled else cfg.total_env_steps, total_updates(cfg)))
 
 
 def check_run_keys(overrides: list[str], cfg: Config) -> None:
@@ -629,6 +660,9 @@ def build_callbacks(cfg: Config, plan: InitPlan | None = None) -> tuple[PruningM
     The measured ``sparsity/*`` rows share ``health.every_updates`` on purpose, not a key of their own: sparsity is
     one more health reading, and on the same updates each TensorBoard step holds both, so dormancy or rank can be
     read against the sparsity of that very network (mask updates add their own rows)."""
+    warning = schedule_warning(cfg)
+    if warning:
+        print(warning, flush=True)
     method = METHODS.get(cfg.pruning.name).target(cfg.pruning, cfg.sparsity, log_every_updates=cfg.health.every_updates,
                                                   seed=cfg.seed)
     if isinstance(method, Lottery):

@@ -19,7 +19,9 @@ def _interrupted_early(signum, frame) -> None:
 if __name__ == "__main__":  # a Ctrl-C while the imports below load, or during the checks, ends quietly too
     signal.signal(signal.SIGINT, _interrupted_early)
 
+import datetime
 import json
+import shlex
 import traceback
 from pathlib import Path
 
@@ -44,15 +46,17 @@ from training.init_from_run import inherited_overrides
 from training.logger import Logger
 from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
 from training.offline import OfflineTrainer
-from training.preflight import UserError
+from training.preflight import Complete, UserError
 from training.preflight import compose as compose_conf
-from training.run_folder import check_same_config, exclusive, switched, write_atomic
+from training.run_folder import check_same_config, complete_note, exclusive, switched, write_atomic
 from training.run_info import check_clean_tree, code_version, version_record
+from training.run_log import run_log
 from training.signals import Aborted, StopRequest
 from training.sweep import clear_failed, mark_failed
 from training.wandb_mirror import WandbMirror
 
 suite.register_configs()
+COMMAND: list[str] = []  # the command line as the user typed it (set below when run as a script): how to resume
 
 
 def learner_bytes(agent) -> dict[str, int]:
@@ -181,7 +185,22 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
                **({"export": exported} if exported else {})}
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     checkpointer.finish()
+    print(closing_line(summary, run_dir, cfg.eval.episodes), flush=True)
     return summary
+
+
+def closing_line(summary: dict, run_dir: Path, episodes: int) -> str:
+    """The one line a finished run ends with: its score, sparsity, time (the training loop's, over every process of a
+    resumed run, as ``summary.json``'s ``wall_time_s``) and where everything is."""
+    wall = datetime.timedelta(seconds=round(summary["wall_time_s"]))
+    processes = len(summary.get("wall_time_s_per_process", [None]))
+    if run_dir.is_relative_to(Path.cwd()):
+        run_dir = run_dir.relative_to(Path.cwd())  # runs/<name>, as the user will type it
+    return (f"done: final eval return {summary['final_eval_return']:.2f} ({episodes} episode"
+            f"{'s' if episodes > 1 else ''}), sparsity "
+            f"{summary['sparsity']:.3f}, wall time {wall}{f' over {processes} starts' if processes > 1 else ''}; "
+            f"run folder "
+            f"{run_dir} ({SUMMARY}, metrics.jsonl, tb/, train.log)")
 
 
 @hydra.main(config_path="conf", config_name="config", version_base=None)
@@ -191,22 +210,32 @@ def main(dcfg: DictConfig) -> None:
     hc = HydraConfig.get()
     run_dir, in_sweep = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
     clear_failed(run_dir)
-    try:
-        run(dcfg, run_dir)
-    except Stopped as e:
-        print(str(e), file=sys.stderr, flush=True)
-        e.request.pass_on()  # under submitit: its handler requeues the job and exits
-        sys.exit(128 + e.request.signum)
-    except (ConfigError, Diverged, ResumeError, CheckpointError, CheckpointWriteError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        if not in_sweep:
-            sys.exit(2 if isinstance(e, ConfigError) else 1)
-        mark_failed(run_dir, f"error: {e}", 2 if isinstance(e, ConfigError) else 1)
-    except Exception:
-        if not in_sweep:
-            raise
-        traceback.print_exc()
-        mark_failed(run_dir, traceback.format_exc(), 1)
+    with run_log(run_dir) as note:  # what the run prints also goes to its train.log
+        try:
+            run(dcfg, run_dir)
+        except Stopped as e:
+            print(f"{e}; {resume_hint(in_sweep)}", file=sys.stderr, flush=True)
+            e.request.pass_on()  # under submitit: its handler requeues the job and exits
+            sys.exit(128 + e.request.signum)
+        except (ConfigError, Diverged, ResumeError, CheckpointError, CheckpointWriteError) as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            if not in_sweep:
+                sys.exit(2 if isinstance(e, ConfigError) else 1)
+            mark_failed(run_dir, f"error: {e}", 2 if isinstance(e, ConfigError) else 1)
+        except Exception:
+            if not in_sweep:
+                note(traceback.format_exc())  # Hydra prints it to the terminal
+                raise
+            traceback.print_exc()
+            mark_failed(run_dir, traceback.format_exc(), 1)
+
+
+def resume_hint(in_sweep: bool) -> str:
+    """How to resume a stopped run: the exact command (its folder is named from it, so the same command reaches
+    it), or, for a job of a sweep, the sweep's command."""
+    if in_sweep or not COMMAND:
+        return "to resume, run the sweep's command again (it resumes unfinished runs and skips complete ones)"
+    return f"to resume, run the same command again: {shlex.join(['python', *COMMAND])}"
 
 
 def run(dcfg: DictConfig, run_dir: Path) -> None:
@@ -215,7 +244,7 @@ def run(dcfg: DictConfig, run_dir: Path) -> None:
     resuming = check_same_config(run_dir, dcfg, "run folder")
     if resuming and is_complete(run_dir):
         Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep).finish()  # if a kill came right after summary
-        print(f"run already complete: {run_dir / SUMMARY} (nothing to do)", flush=True)
+        print(complete_note(run_dir), flush=True)
         return
     for change in switched(run_dir, dcfg) if resuming else []:
         print(f"resuming with {change}: the same arithmetic in other kernels, so numbers agree with an unswitched "
@@ -227,13 +256,18 @@ def run(dcfg: DictConfig, run_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    COMMAND = list(sys.argv)
     try:
         inherited = inherited_overrides(sys.argv[1:], compose_conf)
         if inherited:
             print(f"init.from_run: taken from the source run: {' '.join(inherited)}", flush=True)
             sys.argv += inherited
-        suite.preflight(sys.argv[1:])
+        plan = suite.preflight(sys.argv[1:])
+        if plan:
+            print(plan, flush=True)  # a sweep's runs and cost, before it launches
         main()
+    except Complete as e:
+        print(e, flush=True)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -2,7 +2,9 @@
 
 Every key, default and allowed value is read from the dataclasses (``suite.Config`` and each registered plugin's
 schema); each meaning is the comment on the field's line or the comment lines just above it. mkdocs-gen-files runs
-this file at build time (``mkdocs.yml``); ``tests/test_docs.py`` imports ``rows`` and ``page``.
+this file at build time (``mkdocs.yml``); ``tests/test_docs.py`` imports ``rows`` and ``page``. The page is also
+committed as ``docs/configuration.md``, so the README's link opens it on a code host and in a clone:
+``python docs/gen_config.py --write`` rewrites it, and a test fails when it is out of date.
 """
 
 from __future__ import annotations
@@ -156,7 +158,8 @@ def page() -> str:
     lines = [
         "# Configuration",
         "",
-        "Generated from the schemas when the site is built (`docs/gen_config.py`): every key, its default, the "
+        "Generated from the schemas by `docs/gen_config.py` when the site is built (and committed as "
+        "`docs/configuration.md`, checked by a test): every key, its default, the "
         "values it takes and its meaning come from the dataclasses in the code, so this page cannot disagree with "
         "them. Set any key on the command line (`python train.py agent=rainbow agent.lr=1e-4 sparsity=0.9`); a "
         "wrong key or value is refused in one line before any work starts.",
@@ -184,7 +187,11 @@ def page() -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ in ("__main__", "<run_path>"):
+COMMITTED = ROOT / "docs" / "configuration.md"
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    COMMITTED.write_text(page())
+elif __name__ in ("__main__", "<run_path>"):
     import mkdocs_gen_files
 
     with mkdocs_gen_files.open("configuration.md", "w") as out:

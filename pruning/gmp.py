@@ -36,6 +36,31 @@ class GMPConfig(MethodConfig):
         require(self.end_frac <= 1, "end_frac", self.end_frac, "must be in (pruning.start_frac, 1]")
         require(self.update_freq_updates >= 1, "update_freq_updates", self.update_freq_updates, "must be >= 1")
 
+    def schedule_warning(self, total_updates: int, sparsity: float) -> str | None:
+        """A window of fewer updates than ``update_freq_updates`` leaves one or two mask updates, so sparsity jumps
+        instead of growing along the cubic schedule (3,000 CartPole steps: 500 updates, window 100-400, one mask
+        update at 400, 0 to s_F at once): say so, with both numbers and a period that would make it gradual. A
+        window of fewer than 2 updates can never be gradual, whatever the period: refused."""
+        if sparsity <= 0:
+            return None
+        t_start, t_end = pruning_window(total_updates, self.start_frac, self.end_frac)
+        window = t_end - t_start
+        where = f"updates {t_start:,} to {t_end:,} of the run's {total_updates:,}"
+        require(window >= 2, "sparsity", sparsity, f"GMP's window ({where}, pruning.start_frac={self.start_frac} to "
+                f"pruning.end_frac={self.end_frac}) holds {window} update(s), too few to prune gradually; give more "
+                "total_env_steps (offline: offline.updates), or pruning=static to train sparse from the start")
+        if window >= self.update_freq_updates:
+            return None
+
+        def steps(every: int) -> int:
+            return sum(is_mask_update(t, t_start, t_end, every) for t in range(t_start, t_end + 1))
+
+        now, better = steps(self.update_freq_updates), max(window // 10, 1)
+        return (f"warning: GMP's window is {window:,} updates ({where}), shorter than one mask-update period "
+                f"(pruning.update_freq_updates={self.update_freq_updates:,}): sparsity goes from 0 to {sparsity:g} in "
+                f"{now} step{'s' if now > 1 else ''}, not gradually; pruning.update_freq_updates={better} gives "
+                f"{steps(better)} steps")
+
 
 @METHODS.register("gmp", config=GMPConfig)
 class GMP(PruningMethod):

@@ -26,6 +26,12 @@ class MethodConfig:
     sparse_inference: bool = False  # no-grad forwards of large linear layers from CSR once masks are final
     sparse_compute: Any = False  # false | auto | true: pruned linear layers train from CSR (pruning/sparse_compute.py)
 
+    def schedule_warning(self, total_updates: int, sparsity: float) -> str | None:
+        """A one-line warning when this run's length leaves the method's schedule other than its config reads (GMP:
+        a window shorter than one mask-update period prunes in a jump); ``ConfigError`` when no setting of the method
+        could run it as meant. None when all is as configured."""
+        return None
+
 
 class PruningMethod(Callback):
     def __init__(self, cfg: Any, sparsity: float, log_every_updates: int, seed: int = 0):

@@ -4,12 +4,15 @@
 ``python -m tests.interrupt SIGNAL eval N <overrides>``: during the evaluation at agent step N, at its 5th action.
 ``python -m tests.interrupt SIGNAL update N <overrides>``: after gradient update N of an offline run.
 ``SIGNAL`` may be ``SIGINTx2``: Ctrl-C pressed twice in a row.
+``train.py`` runs by its full path, so the harness works from any folder (a default run folder lands under the
+current one) and the command a stopped run prints runs as it is from there.
 """
 
 import os
 import runpy
 import signal
 import sys
+from pathlib import Path
 
 import training.loop as loop
 import training.offline as offline
@@ -60,8 +63,9 @@ def main() -> None:
                 agent.act = act
 
         loop.evaluate = _evaluate
-    sys.argv = ["train.py", *sys.argv[4:]]
-    runpy.run_path("train.py", run_name="__main__")  # as a user runs it (Hydra finds conf/ next to train.py)
+    train = str(Path(__file__).resolve().parent.parent / "train.py")
+    sys.argv = [train, *sys.argv[4:]]
+    runpy.run_path(train, run_name="__main__")  # as a user runs it (Hydra finds conf/ next to train.py)
 
 
 if __name__ == "__main__":

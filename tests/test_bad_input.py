@@ -27,6 +27,15 @@ CASES = [
     (["+agent.bogus=1"], ["unknown key 'agent.bogus'; allowed keys in agent: adam_eps, batch_size,"]),
     (["+eval.every_env_step=10"], ["unknown key 'eval.every_env_step'; did you mean 'every_env_steps'? allowed keys"]),
     (["+sparsityy=0.9"], ["unknown key 'sparsityy'; did you mean 'sparsity'? allowed keys: adapter, agent,"]),
+    # a key given where it does not live: named where it does
+    (["pruning.sparsity=0.9"], ["unknown key 'pruning.sparsity'; sparsity is a top-level key: sparsity=0.9"]),
+    (["+pruning.sparsity=0.9"], ["unknown key 'pruning.sparsity'; sparsity is a top-level key: sparsity=0.9"]),
+    (["lr=1e-3"], ["unknown key 'lr'; did you mean agent.lr? agent.lr=1e-3"]),
+    (["agent.width=3"], ["unknown key 'agent.width'; did you mean network.width? network.width=3"]),
+    (["every_updates=5"], ["did you mean one of health.every_updates, redo.every_updates, reset.every_updates?"]),
+    # GMP's window of 1 update (2 updates in all) cannot prune gradually, whatever pruning.update_freq_updates
+    (["env=classic", "total_env_steps=1002", "sparsity=0.9"],
+     ["sparsity=0.9 is not allowed; GMP's window (updates 0 to 1 of the run's 2", "too few to prune gradually"]),
     (["env=classic", "env.id=CartPole-v9"], ["env.id", "CartPole-v9", "CartPole-v1"]),
     (["env=classic", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "discrete", "agent=sac"]),
     (["env=dmc"], ["env.id", "cartpole-swingup", "discrete", "agent=sac"]),
@@ -162,7 +171,7 @@ def test_bad_input_is_one_clear_line(tmp_path, overrides, words):
 
 
 COMMANDS = [c for c in CASES if c[0] in (["agent=ppo"], ["total_env_steps=1e6"], ["agent.lrr=0.1"], ["sparsity=1.0"],
-                                          ["+agent.bogus=1"],
+                                          ["+agent.bogus=1"], ["pruning.sparsity=0.9"], ["lr=1e-3"],
                                           ["agent=sac"], ["env=mujoco"], ["-m", "seed=0,1", "agent=dqn,ppo"])]
 
 

@@ -101,3 +101,11 @@ def test_cfg_job_prints_the_resolved_config():
     printed = yaml.safe_load(out.stdout)
     assert printed["env"]["id"] == "Breakout" and printed["seed"] == 3
     assert printed["agent"]["target_update_period"] == 8000 and printed["network"]["name"] == "nature_cnn"
+
+
+def test_help_points_to_the_configuration_page_and_hides_the_schema_groups():
+    out = run_train("--help", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "docs/configuration.md" in out.stdout.split("== Configuration groups ==")[0]
+    assert "schema/" not in out.stdout
+    assert "\nagent: dqn, iqn, miqn, rainbow, sac\n" in out.stdout and "\nsweep: methods_atari," in out.stdout

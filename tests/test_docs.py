@@ -94,9 +94,15 @@ def test_a_field_comment_is_read_from_above_and_from_its_line():
     assert comments["id"].startswith("ALE game name")
 
 
+def test_the_committed_configuration_page_is_what_the_schemas_give():
+    """The README links docs/configuration.md, the page the site builds: committed so that the link opens on a
+    code host and in a clone, and rewritten by ``python docs/gen_config.py --write`` when a schema changes."""
+    assert gen_config.COMMITTED.read_text() == gen_config.page(), "run: python docs/gen_config.py --write"
+
+
 def test_the_readme_is_short_and_its_links_resolve():
     text = (ROOT / "README.md").read_text()
-    assert len(text.splitlines()) <= 150
+    assert len(text.splitlines()) <= 170  # with its Cite section's BibTeX
     links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
     assert links
     for link in links:
@@ -151,3 +157,59 @@ def test_the_site_builds_strictly(tmp_path):
     assert "class=\"doc doc-heading\"" in (tmp_path / "site" / "architecture" / "index.html").read_text()
     for page in AGENT_PAGES.values():
         assert (tmp_path / "site" / "agents" / page / "index.html").exists(), page
+
+
+def bibtex_entries(text: str) -> dict[str, str]:
+    """{key: entry} of every ``@type{key, ...}`` in the ```bibtex blocks of a Markdown text; braces must balance."""
+    entries = {}
+    for block in re.findall(r"```bibtex\n(.*?)```", text, re.S):
+        for m in re.finditer(r"@(\w+)\{([\w-]+),", block):
+            depth, i = 0, m.end() - len(m.group(2)) - 2
+            for j in range(i, len(block)):
+                depth += {"{": 1, "}": -1}.get(block[j], 0)
+                if depth == 0:
+                    break
+            assert depth == 0, m.group(2)
+            assert m.group(2) not in entries, m.group(2)
+            entries[m.group(2)] = block[m.start():j + 1]
+    return entries
+
+
+def test_license_citation_and_cite_section_agree_with_pyproject():
+    pyproject = (ROOT / "pyproject.toml").read_text()  # read by pattern: tomllib is Python 3.11+, the suite 3.10+
+    project = {"version": re.search(r'^version = "(.+)"', pyproject, re.M).group(1),
+               "license": {"text": re.search(r'^license = \{ text = "(.+)" \}', pyproject, re.M).group(1)}}
+    license_text = (ROOT / "LICENSE").read_text()
+    assert project["license"]["text"] == "Apache-2.0"
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert "END OF TERMS AND CONDITIONS" in license_text
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == project["license"]["text"]
+    assert cff["version"] == project["version"] and cff["title"].startswith("pedrl")
+    assert cff["references"][0]["title"].startswith("In value-based deep reinforcement learning, a pruned network")
+    readme = (ROOT / "README.md").read_text()
+    assert "\n## Cite\n" in readme
+    ours = bibtex_entries(readme)
+    assert set(ours) == {"pedrl2026", "obandoceron2024pruned"} and f"version = {{{project['version']}}}" in ours[
+        "pedrl2026"]
+    papers = bibtex_entries((ROOT / "docs" / "cite.md").read_text())
+    assert ours.items() <= papers.items()
+    for key in ("mnih2015human", "hessel2018rainbow", "dabney2018implicit", "vieillard2020munchausen",
+                "haarnoja2018soft", "zhu2017prune", "mocanu2018scalable", "evci2020rigging", "frankle2019lottery",
+                "sokar2023dormant", "nikishin2022primacy", "hu2022lora", "kopiczko2024vera", "wang2023read",
+                "kumar2020conservative", "espeholt2018impala", "agarwal2021deep"):
+        assert key in papers, key
+
+
+def test_the_home_page_shows_the_headline_figure_and_every_part_of_the_readme():
+    """docs/index.md embeds the study's scaling figure (gen_figures.py puts analysis/figures/ into the site) and
+    links every page the README's table of parts links, offline RL included."""
+    index = (ROOT / "docs" / "index.md").read_text()
+    assert "](figures/minatar_study/scaling_law.png)" in index
+    assert (ROOT / "analysis" / "figures" / "minatar_study" / "scaling_law.png").is_file()
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| part | where to read |"):readme.index("## Set up and train")]
+    pages = set(re.findall(r"\]\(docs/([\w-]+\.md)", table))
+    assert "offline.md" in pages
+    for page in pages:
+        assert f"]({page}" in index, page

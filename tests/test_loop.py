@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -121,3 +122,32 @@ def test_rewards_are_clipped_for_the_learner_only(compose_cfg, tmp_path):
     returns = [json.loads(x)["charts/episodic_return"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
                if "charts/episodic_return" in x]
     assert len(returns) == 2 and max(returns) >= 5 and all(r % 5 == 0 for r in returns)
+
+
+@pytest.mark.parametrize("steps, log_every", [(1500, 1000), (100, 1000), (150, 100)])
+def test_a_run_reports_itself_and_its_bar_reaches_the_total(tmp_path, steps, log_every):
+    """SAC on Pendulum (200-step episodes) at 1,500 agent steps (not a multiple of the log window), at 100 (before
+    the first window and the first update) and at 150 with a window of 100 (no episode has ended at the first
+    one): the bar ends at its total and never shows nan, each evaluation says when it starts and what it scored,
+    and one closing line gives the final return, sparsity, wall time and folder; train.log holds the same lines."""
+    run_dir = tmp_path / "run"
+    out = run_train("agent=sac", "env=classic", "network.hidden_sizes=[32,32]", f"total_env_steps={steps}",
+                    "agent.learning_starts=500", "eval.every_env_steps=1000", "eval.episodes=2",
+                    f"log_every_env_steps={log_every}", "progress=true", f"hydra.run.dir={run_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    bar = [line for line in out.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert f"{steps}/{steps} [" in bar[-1] and "100%" in bar[-1], bar[-3:]
+    assert not any("nan" in line for line in bar), [line for line in bar if "nan" in line]
+    lines = out.stdout.strip().splitlines()
+    evals = [line for line in lines if "evaluation at agent step" in line]
+    expected = [f"{which} at agent step {s:,}: {what}" for which, s in
+                [*(("evaluation", s) for s in range(1000, steps, 1000)), ("final evaluation", steps)]
+                for what in ("playing 2 episodes ...", "return ")]
+    assert len(evals) == len(expected) and all(e.startswith(p) for e, p in zip(evals, expected, strict=True)), evals
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert lines[-1].startswith(f"done: final eval return {summary['final_eval_return']:.2f} (2 episodes), "
+                                f"sparsity 0.000, wall time 0:00:"), lines[-1]
+    assert lines[-1].endswith(f"run folder {run_dir} (summary.json, metrics.jsonl, tb/, train.log)")
+    log = (run_dir / "train.log").read_text()
+    for line in (*evals, lines[-1], f"stderr: {bar[-1].strip()}"):
+        assert f"] {line}\n" in log, line

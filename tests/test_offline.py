@@ -258,6 +258,23 @@ def test_an_offline_run_counts_updates_prunes_over_them_and_resumes_exactly(tmp_
     assert wall_time(b) == timing["wall_time_s"] == pytest.approx(sum(timing["wall_time_s_per_process"]))
 
 
+def test_an_offline_run_reports_itself_and_its_bar_reaches_the_total(tmp_path, cartpole_data):
+    """1,500 updates, a log window of 1,000 and one evaluation at the end: the bar ends at 1500/1500 and never
+    shows nan (no evaluation yet at the first window), the final evaluation says so in updates, and the run ends
+    with its closing line."""
+    out = run_train("+offline=cql", "env=classic", f"offline.dataset={cartpole_data}", "offline.updates=1500",
+                    "offline.eval_every_updates=100_000", "eval.episodes=2", "progress=true",
+                    f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    bar = [line for line in out.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert "1500/1500 [" in bar[-1] and not any("nan" in line for line in bar), bar[-3:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-3] == "final evaluation at update 1,500: playing 2 episodes ..."
+    assert lines[-2].startswith("final evaluation at update 1,500: return ")
+    assert lines[-1].startswith("done: final eval return ")
+    assert lines[-1].endswith(f"run folder {tmp_path} (summary.json, metrics.jsonl, tb/, train.log)")
+
+
 def _mean_eval(run_dir):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return float(np.mean([r["eval/episodic_return"] for r in rows if "eval/episodic_return" in r]))

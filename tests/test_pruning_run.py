@@ -132,3 +132,20 @@ def test_sac_cartpole_swingup_run_prunes_actor_and_both_critics(tmp_path):
     learning_curve.main([str(tmp_path), "--out", str(tmp_path / "curve.png"), "--reference", "800"])
     assert eval_curve(tmp_path)[:2] == ([2000], [summary["final_eval_return"]])
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_gmp_window_shorter_than_one_mask_update_period_is_said_in_one_line(tmp_path):
+    """1,500 CartPole steps, updates from step 1,000: 500 updates, GMP's window 100-400 (300 updates), masks every
+    1,000 updates. The run says, once, that sparsity jumps in one step at the window's end, naming both numbers;
+    the logs show that jump."""
+    out = run_train("env=classic", "total_env_steps=1500", "sparsity=0.9", "eval.episodes=1", "health.every_updates=50",
+                    "progress=false", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    warnings = [line for line in out.stdout.splitlines() if line.startswith("warning: GMP")]
+    assert warnings == ["warning: GMP's window is 300 updates (updates 100 to 400 of the run's 500), shorter than one "
+                        "mask-update period (pruning.update_freq_updates=1,000): sparsity goes from 0 to 0.9 in 1 "
+                        "step, not gradually; pruning.update_freq_updates=30 gives 11 steps"]
+    targets = sorted({(r["step"], r["sparsity/target"]) for r in map(json.loads, open(tmp_path / "metrics.jsonl"))
+                      if "sparsity/target" in r})
+    assert {t for _, t in targets} == {0.0, 0.9}
+    assert next(step for step, t in targets if t == 0.9) == 1000 + 401  # update 400 is taken at agent step 1,401

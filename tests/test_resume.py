@@ -3,6 +3,7 @@ with an uninterrupted run of the same seed: summary, every logged number, Tensor
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -299,13 +300,47 @@ def test_sac_on_mujoco_halfcheetah_kill_and_resume_is_exact(tmp_path):
 
 
 def test_rerunning_a_complete_run_does_no_work(tmp_path, cartpole_baseline):
+    """Not a file changes, Hydra's own records included: the preflight answers before Hydra opens the folder."""
     run_dir = tmp_path / "run"
     shutil.copytree(cartpole_baseline, run_dir)
-    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     out = run_train(*CARTPOLE, f"hydra.run.dir={run_dir}")
-    assert out.returncode == 0 and "run already complete" in out.stdout, out.stderr[-2000:]
-    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(f"run already complete: {run_dir}/summary.json (final eval return ")
+    assert "nothing to do" in out.stdout
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_default_folder_run_resumes_with_the_command_it_prints(tmp_path, cartpole_baseline, sig):
+    """No ``hydra.run.dir``, as a new user types it: the folder is named from the command, so the command the stop
+    message prints reaches the same folder and resumes it, to the uninterrupted run's summary, logs and weights; run
+    once more, it says the run is complete and where its summary is, and changes nothing."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "tests.interrupt", sig, "step", "1777", *CARTPOLE], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 128 + signal.Signals[sig], out.stderr[-3000:]
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("dqn_CartPole-v1_gmp0.9_s0_")  # and a hash of the other overrides
+    stop = out.stderr.strip().splitlines()[-1]
+    assert stop.startswith(f"stopped by {sig} at agent step 1777; checkpoint: {run_dir}/checkpoints/step_"), stop
+    python, *command = shlex.split(stop.split("; to resume, run the same command again: ")[1])
+    assert python == "python" and command == [str(ROOT / "train.py"), *CARTPOLE]
+    resumed = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {run_dir}/checkpoints/step_000000001777" in resumed.stdout
+    assert resumed.stdout.strip().splitlines()[-1].startswith("done: final eval return ")
+    assert " over 2 starts; run folder runs/" in resumed.stdout.strip().splitlines()[-1]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_dir.name]
+    assert_same_run(cartpole_baseline, run_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    again = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.startswith(f"run already complete: runs/{run_dir.name}/summary.json"), again.stdout
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -73,12 +73,11 @@ class ResumeError(RuntimeError):
 
 
 class Stopped(Exception):
-    """A stop signal arrived; the checkpoint is written and the run can be resumed."""
+    """A stop signal arrived; the checkpoint is written and the run can be resumed (the entry point says how)."""
 
     def __init__(self, request: StopRequest, env_step: int, checkpoint: Path | None):
         self.request, self.env_step, self.checkpoint = request, env_step, checkpoint
-        super().__init__(f"stopped by {request.name} at agent step {env_step}; checkpoint: {checkpoint}; "
-                         "run the same command again to resume")
+        super().__init__(f"stopped by {request.name} at agent step {env_step}; checkpoint: {checkpoint}")
 
 
 def evaluate(agent: Agent, env: gym.Env, episodes: int, env_step: int,
@@ -159,6 +158,8 @@ def count_updates(total_env_steps: int, learning_starts: int, update_period: int
 class Trainer:
     """The loop over agent steps (``core.protocols.TrainerView`` is what callbacks see of it). It is written against
     the protocols of ``core``: any agent, replay and resumable env that provide them train here."""
+
+    CLOCK = "agent step"  # what env_step counts, in the lines the loop prints
 
     def __init__(self, cfg: LoopConfig, agent: Agent, env: ResumableEnv, eval_env: ResumableEnv, replay: Replay,
                  logger: Logger, callbacks: Sequence[Callback] = (), checkpointer: Checkpointer | None = None,
@@ -279,6 +280,7 @@ class Trainer:
                 self._step()
                 self._end_of_step()
         finally:
+            self._bar.update(self.env_step - self._bar.n)  # the last steps, when total is not a multiple of a window
             self._bar.close()  # before a stop's message, or the bar redraws below it
         for cb in self.callbacks:
             cb.on_train_end(self)
@@ -320,7 +322,8 @@ class Trainer:
                        self.env_step)
             self._bar.update(self.env_step - self._bar.n)
             training = sps if self._window_step >= cfg.learning_starts else None  # a window of training steps only
-            self._bar.set_postfix(SPS=f"{sps:.0f}", ret=f"{self.episode_return:.1f}",
+            ret = {"ret": f"{self.episode_return:.1f}"} if math.isfinite(self.episode_return) else {}  # no episode yet
+            self._bar.set_postfix(SPS=f"{sps:.0f}", **ret,
                                   ETA=eta(self.env_step, cfg.total_env_steps, cfg.learning_starts, training),
                                   refresh=False)
             self._window_t, self._window_step = now, self.env_step
@@ -354,13 +357,29 @@ class Trainer:
                 self._save()
             raise Stopped(self.stop, step, self.last_checkpoint)
 
+    def say(self, message: str) -> None:
+        """A line for the user on stdout, above the progress bar when one is drawn (tqdm draws it again below)."""
+        if self._bar is not None and not self._bar.disable:
+            self._bar.write(message)
+        else:
+            print(message, flush=True)
+
     def _evaluate(self) -> None:
-        """If a stop request interrupts it, every random state it used (the eval env's, the agent's and torch's)
-        is put back, so the checkpoint holds the state from before it and the resumed run re-runs it."""
+        """Says when it starts and what it scored: a final evaluation of 10 Pong episodes takes minutes. If a stop
+        request interrupts it, every random state it used (the eval env's, the agent's and torch's) is put back, so
+        the checkpoint holds the state from before it and the resumed run re-runs it."""
         before = self.eval_env.rng_state(), self.agent.rng_state(), torch.get_rng_state(), cuda_rng_state()
         video = f"eval_step{self.env_step}" if self.cfg.eval.video else None
-        result = evaluate(self.agent, self.eval_env, self.cfg.eval.episodes, self.env_step, lambda: bool(self.stop),
-                          video)
+        episodes, t0 = self.cfg.eval.episodes, time.perf_counter()
+        which = "final evaluation" if self.env_step == self.cfg.total_env_steps else "evaluation"
+        where = f"{which} at {self.CLOCK} {self.env_step:,}"
+        if self._bar is not None:
+            self._bar.update(self.env_step - self._bar.n)  # the bar stands where the evaluation is
+        self.say(f"{where}: playing {episodes} episode{'s' if episodes > 1 else ''} ...")
+        result = evaluate(self.agent, self.eval_env, episodes, self.env_step, lambda: bool(self.stop), video)
+        if result is not None:
+            self.say(f"{where}: return {result['eval/episodic_return']:.2f} ± {result['eval/episodic_return_std']:.2f} "
+                     f"({time.perf_counter() - t0:.1f} s)")
         if result is None:
             self.eval_env.set_rng_state(before[0])
             self.agent.set_rng_state(before[1])

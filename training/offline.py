@@ -56,6 +56,8 @@ class OfflineTrainer(Trainer):
     """``Trainer`` over gradient updates on a filled, fixed replay: each step samples a batch and updates; the
     replay's contents are the dataset (read again on resume, never checkpointed), its sampling RNG is checkpointed."""
 
+    CLOCK = "update"
+
     def state_dict(self) -> dict[str, Any]:
         return {"env_step": self.env_step, "updates": self.updates, "last_eval": self.last_eval,
                 "train_metrics": {k: torch.as_tensor(v).detach().cpu() for k, v in self.train_metrics.items()},
@@ -86,6 +88,7 @@ class OfflineTrainer(Trainer):
                 self._update()
                 self._end_of_step()
         finally:
+            self._bar.update(self.updates - self._bar.n)  # the last updates, when not a multiple of a window
             self._bar.close()
         for cb in self.callbacks:
             cb.on_train_end(self)
@@ -103,6 +106,7 @@ class OfflineTrainer(Trainer):
             self.logger.log({**self.train_metrics, "charts/updates_per_second": ups, "charts/updates": self.updates,
                              "charts/updates_per_second_cumulative": cumulative}, self.updates)
             self._bar.update(self.updates - self._bar.n)
-            last = self.last_eval.get("eval/episodic_return", float("nan"))
-            self._bar.set_postfix(ups=f"{ups:.0f}", eval=f"{last:.1f}", refresh=False)
+            last = self.last_eval.get("eval/episodic_return")
+            shown = {"eval": f"{last:.1f}"} if last is not None else {}  # none before the first evaluation
+            self._bar.set_postfix(ups=f"{ups:.0f}", **shown, refresh=False)
             self._window_t, self._window_step = now, self.updates

@@ -24,12 +24,13 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from core.errors import ConfigError, one_of, unknown_key
+from core.errors import ConfigError, elsewhere, one_of, unknown_key
 from core.run_files import is_complete
-from training.run_folder import check_memory, check_same_config, check_space, check_writable
+from training.run_folder import check_memory, check_same_config, check_space, check_writable, complete_note
+from training.sweep_plan import job_folder, plan_line, sweep_jobs
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _SKIP = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
@@ -42,8 +43,21 @@ class UserError(Exception):
     """A one-line message for the user; the entry point prints it and exits 2."""
 
 
+class Complete(Exception):
+    """The command's run folder holds this very run, finished: the entry point prints where its summary is and exits
+    0, and Hydra never opens the folder (a rerun changes nothing in it)."""
+
+
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def config_groups() -> str:
+    """``group: option, option, ...`` for every group of ``conf/`` (``--help``, through ``${config_groups:}``):
+    Hydra's own list also shows the ``schema/*`` groups the suite stores for its YAML files to extend, which a user
+    never picks."""
+    groups = sorted({p.parent.relative_to(CONF_DIR).as_posix() for p in CONF_DIR.rglob("*.yaml")} - {"."})
+    return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in groups)
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], bool, bool, bool]:
@@ -98,6 +112,15 @@ def _preset_variants(params, overrides: list[str]) -> list[list[str]]:
             for value in str(values).split(",")]
 
 
+def _with_hydra(overrides: list[str], hydra_args: list[str]):
+    """The command's config with Hydra's node, its ``hydra.*`` overrides applied (a sweep folder, the keys a job's
+    folder name leaves out); without them if they do not compose here (a launcher's keys Hydra checks itself)."""
+    try:
+        return compose([*overrides, *hydra_args], with_hydra=True)
+    except Exception:  # noqa: BLE001 - Hydra reports its own keys' mistakes when it starts
+        return compose(overrides, with_hydra=True)
+
+
 def _key_of(override: str) -> tuple[str, str]:
     key, _, value = override.lstrip("+~").partition("=")
     return key, value
@@ -119,7 +142,9 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
         full_key = getattr(cause, "full_key", None) or _failing_key(text)
         parent, _, leaf = full_key.rpartition(".")
-        return unknown_key(full_key, _known_keys(parent, [o for o in overrides if _key_of(o)[0] != full_key]))
+        others = [o for o in overrides if _key_of(o)[0] != full_key]
+        value = next((v for k, v in map(_key_of, overrides) if k == full_key), None)
+        return unknown_key(full_key, _known_keys(parent, others), elsewhere(full_key, value, _all_keys(others)))
     if isinstance(cause, ValidationError):
         full_key = getattr(cause, "full_key", "") or _failing_key(text)
         value = next((v for k, v in map(_key_of, overrides) if k == full_key), getattr(cause, "value", "?"))
@@ -147,6 +172,24 @@ def _expected(cause: ValidationError, value: str) -> str:
         scientific = m.group(1) == "Integer" and re.fullmatch(r"[\d.]+[eE][+-]?\d+", value)
         return f"expected {m.group(1).lower()}" + (" (write 1000000 or 1_000_000, not 1e6)" if scientific else "")
     return msg
+
+
+def _all_keys(overrides: list[str]) -> list[str]:
+    """Every key of the config these overrides compose (dotted, leaves only), for ``elsewhere``."""
+    try:
+        node = compose(overrides)
+    except HydraException:
+        node = compose([])
+    return flat_keys(node)
+
+
+def flat_keys(node, prefix: str = "") -> list[str]:
+    """The dotted keys of a composed config's leaves."""
+    keys = []
+    for key, value in node.items_ex(resolve=False):
+        full = f"{prefix}{key}"
+        keys += flat_keys(value, full + ".") if isinstance(value, DictConfig) else [full]
+    return keys
 
 
 def _known_keys(parent: str, overrides: list[str]) -> list[str]:
@@ -180,11 +223,13 @@ def _parallel_jobs(hydra_overrides: dict[str, str], jobs: int) -> int:
 
 
 def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callable[[Any], int],
-              check_overrides: Callable[[list[str], Any], None] = lambda overrides, cfg: None) -> None:
-    """Raise ``UserError`` with one line if the command line would fail; otherwise return silently. ``check``
-    turns a composed config into the checked config object (raising ``ConfigError``); ``replay_bytes`` gives the
-    memory of a run's full replay buffer, which checkpoints also hold; ``check_overrides`` refuses what a config
-    alone cannot tell (a key given on the command line that the run would ignore)."""
+              check_overrides: Callable[[list[str], Any], None] = lambda overrides, cfg: None,
+              run_seconds: Callable[[Any], float | None] = lambda cfg: None) -> str | None:
+    """Raise ``UserError`` with one line if the command line would fail. ``check`` turns a composed config into the
+    checked config object (raising ``ConfigError``); ``replay_bytes`` gives the memory of a run's full replay buffer,
+    which checkpoints also hold; ``check_overrides`` refuses what a config alone cannot tell (a key given on the
+    command line that the run would ignore); ``run_seconds`` estimates a run's core-seconds (None where it cannot).
+    Returns, for a multirun, the line that says how many runs it holds and what they cost (``sweep_plan``)."""
     overrides, multirun, skip, print_only = split_argv(argv)
     if skip:
         return
@@ -192,17 +237,22 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
     multirun = multirun or hydra_overrides.get("hydra.mode") == "MULTIRUN" or any(
         _key_of(o)[0] == "sweep" for o in overrides)  # the presets in conf/sweep/ set hydra.mode
     check_launcher(hydra_overrides)
+    hydra_args = [o for o in overrides if _key_of(o)[0].startswith("hydra")]
     overrides = [o for o in overrides if not _key_of(o)[0].startswith("hydra")]
     try:
         variants = _variants(overrides, multirun)
     except HydraException as e:
         raise UserError(" ".join(str(e).split())) from None
-    checked, preset = [], {}
+    checked, preset, run_dir = [], {}, None
     for i, variant in enumerate(variants):
         try:
-            if i == 0 and multirun:
-                preset = OmegaConf.select(compose(variant, with_hydra=True), "hydra.sweeper.params") or {}
-                variants += _preset_variants(preset, variant)
+            if i == 0:
+                with_hydra = _with_hydra(variant, hydra_args)
+                if multirun:
+                    preset = OmegaConf.select(with_hydra, "hydra.sweeper.params") or {}
+                    variants += _preset_variants(preset, variant)
+                else:  # the default folder is named from the command (training/run_folder.py: default_name)
+                    run_dir = hydra_overrides.get("hydra.run.dir") or str(with_hydra.hydra.run.dir)
             cfg = compose(variant)
         except Exception as e:  # noqa: BLE001 - every composition failure is the user's override
             raise UserError(_explain(e, variant)) from None
@@ -216,12 +266,23 @@ def preflight(argv: list[str], check: Callable[[Any], Any], replay_bytes: Callab
         except OmegaConfBaseException as e:
             raise UserError(" ".join(str(e).split())) from None
     if print_only:
-        return
+        return None
     try:
         jobs = _parallel_jobs(hydra_overrides, _job_count(overrides, multirun, preset))
-        check_output(checked, replay_bytes, hydra_overrides, multirun, jobs)
+        check_output(checked, replay_bytes, hydra_overrides, multirun, jobs, run_dir)
     except ConfigError as e:
         raise UserError(str(e)) from None
+    if not multirun:
+        return None
+    sweep = with_hydra.hydra
+    seconds = [run_seconds(obj) for _, obj in checked]
+    by_value = {_key_of(changed[0]): cost for variant, cost in zip(variants[1:], seconds[1:], strict=True)
+                if len(changed := [o for o in variant if o not in variants[0]]) == 1}
+    planned = sweep_jobs(preset, overrides)
+    subdir = OmegaConf.to_container(sweep.sweep, resolve=False)["subdir"]
+    exclude = list(sweep.job.config.override_dirname.exclude_keys)
+    folders = [job_folder(str(sweep.sweep.dir), subdir, job, exclude) for job in planned]
+    return plan_line(planned, folders, seconds[0], by_value, str(sweep.sweep.dir), jobs)
 
 
 LAUNCHER_PLUGINS = {"ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
@@ -255,18 +316,19 @@ def check_launcher(hydra_overrides: dict[str, str]) -> None:
 
 
 def check_output(checked: list[tuple[Any, Any]], replay_bytes: Callable[[Any], int], hydra_overrides: dict[str, str],
-                 multirun: bool, jobs: int) -> None:
+                 multirun: bool, jobs: int, run_dir: str | None = None) -> None:
     """The output folder can be written, holds no run of another config, and has room for the checkpoints; the
     largest replay buffer of the command fits in memory, ``jobs`` times over. ``checked`` holds (composed, checked)
-    configs, the first being the command's own."""
+    configs, the first being the command's own; ``run_dir`` is a single run's folder, given or by default. Raises
+    ``Complete`` if that folder holds this run, finished."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     explicit = hydra_overrides.get(key)
-    path = Path(explicit) if explicit else Path("runs")  # Hydra's default folders are under ./runs
+    path = Path(run_dir) if run_dir else Path(explicit) if explicit else Path("runs")  # Hydra's default: ./runs
     check_writable(path, key)
     existing = 0
-    if explicit and not multirun:
+    if not multirun:
         if check_same_config(path, checked[0][0], key) and is_complete(path):
-            return
+            raise Complete(complete_note(path))
         existing = sum(f.stat().st_size for f in (path / "checkpoints").glob("step_*/*") if f.is_file())
     objects = [obj for _, obj in checked]
     replays = [replay_bytes(obj) for obj in objects]

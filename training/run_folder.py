@@ -1,12 +1,17 @@
-"""Whether a command may use a run folder: a new run, a resume of the same config, or a run already complete.
+"""Where a run lives, and whether a command may use that folder: a new run, a resume of the same config, or a run
+already complete.
 
-Checked twice: by the preflight for an explicit ``hydra.run.dir`` (before Hydra writes anything into the folder),
-and by the job itself (which also covers each job of a multirun sweep).
+A run's default folder is named from its command line alone (``default_name``), with no timestamp, so the same
+command always reaches the same folder: running it again resumes the run, or says the run is complete. The check is
+made twice: by the preflight (before Hydra writes anything into the folder), and by the job itself (which also covers
+each job of a multirun sweep).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -15,10 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from core.errors import ConfigError
-from core.run_files import CONFIG
+from core.run_files import CONFIG, SUMMARY
 
 FREE_KEYS = ("progress", "checkpoint", "require_clean_tree")  # may change between the first start and a resume
 # may change too, and the resume says so: the same arithmetic in other kernels (numbers agree to float rounding)
@@ -28,6 +33,61 @@ SWITCHES = ("device", "pruning.sparse_compute")
 ADDED = {"agent.optimizer": "adam", "agent.rmsprop_alpha": 0.95, "agent.rmsprop_eps": 0.01,
          "agent.rmsprop_centered": True, "network.init": "auto", "tf32": False, "cudnn_benchmark": False,
          "env.minimal_action_set": True}
+
+
+# keys the default folder's name shows in words: the agent, the env id, the method and sparsity, offline, the seed
+NAMED = ("agent", "env", "env.id", "sparsity", "seed", "offline")
+# keys that are not part of a run's identity: where its folders go, and how it is launched
+UNNAMED = ("hydra", "sweep")
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _under(key: str, keys: tuple[str, ...]) -> bool:
+    return any(key == k or key.startswith((f"{k}.", f"{k}/")) for k in keys)
+
+
+def default_name(cfg, overrides: list[str]) -> str:
+    """``<agent>_<env.id>[_<method><sparsity>][_offline]_s<seed>[_<hash>]``: what ran, in words, and a short hash
+    of the command line's other overrides (sorted, each value as the config resolved it, so ``agent.lr=1e-3`` and
+    ``agent.lr=0.001`` are one run). The keys that may change between the start and a resume (``FREE_KEYS``,
+    ``SWITCHES``) are left out, so ``progress=false`` added to a resume still reaches the run. The method shows only
+    when the run prunes; a ``pruning=`` override of a dense run goes into the hash. ``cfg`` is the composed config
+    (Hydra's own node, if any, is not read)."""
+    sparse = float(cfg.sparsity) > 0
+    parts = [str(cfg.agent.name), str(cfg.env.id).replace("/", "-")]
+    if sparse:
+        parts.append(f"{cfg.pruning.name}{float(cfg.sparsity):g}")
+    if cfg.offline.dataset:
+        parts.append("offline")
+    parts.append(f"s{cfg.seed}")
+    shown = NAMED + (("pruning",) if sparse else ())
+    rest = sorted(_normalised(cfg, o) for o in overrides
+                  if _key(o) not in shown + SWITCHES and not _under(_key(o), FREE_KEYS + UNNAMED))
+    if rest:
+        parts.append(hashlib.sha256("\n".join(rest).encode()).hexdigest()[:8])
+    return "_".join(parts)
+
+
+def _normalised(cfg, override: str) -> str:
+    """``key=value`` with the value the config holds (a group choice, such as ``network=impala``, as given)."""
+    key = _key(override)
+    if override.startswith("~"):
+        return override
+    value = OmegaConf.select(cfg, key, default=None)
+    if value is None or isinstance(value, DictConfig):
+        return f"{key}={override.split('=', 1)[1] if '=' in override else ''}"
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    return f"{key}={json.dumps(value, sort_keys=True, default=str)}"
+
+
+def run_name_resolver(*, _root_) -> str:
+    """``${run_name:}`` in ``hydra.run.dir``: the default folder's name, from the config Hydra is composing and its
+    command-line overrides."""
+    return default_name(_root_, list(_root_.hydra.overrides.task))
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -97,6 +157,15 @@ def check_same_config(run_dir: Path, cfg, key: str = "hydra.run.dir") -> bool:
         raise ConfigError(key, str(run_dir), f"it holds a run with a different config ({shown}); re-run with that "
                           f"run's overrides to resume it, or choose another {key}")
     return True
+
+
+def complete_note(run_dir: Path) -> str:
+    """What rerunning a finished run prints: that nothing is done, where its summary is, and its headline numbers."""
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    numbers = ", ".join(f"{k.replace('_', ' ')} {summary[k]:.4g}" for k in ("final_eval_return", "sparsity")
+                        if isinstance(summary.get(k), (int, float)))
+    return (f"run already complete: {run_dir / SUMMARY} ({numbers}); nothing to do. To train this config again, "
+            f"delete the folder or give another hydra.run.dir=<folder>")
 
 
 def existing_ancestor(path: Path) -> Path:
