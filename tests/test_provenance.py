@@ -90,3 +90,13 @@ def test_the_summary_names_the_code_the_run_started_with_not_the_tree_at_its_end
     summary = train.train(cfg, tmp_path / "run", callbacks=[EditTheTree()])
     assert summary["code"]["git_dirty"] is False
     assert run_info.code_version()["git_dirty"] is True
+
+
+def test_the_override_for_experiments_keeps_the_sweeps_folder_names():
+    """require_clean_tree=false is not part of a job's folder name, so the study's committed runs are still found
+    (and skipped) by a command that gives it."""
+    import train  # noqa: F401 - registers the run-folder resolver, as the command line does
+    from suite import preflight
+
+    plan = preflight(["+sweep=minatar_study", "network.width=1", "seed=0", "require_clean_tree=false"])
+    assert plan.startswith("sweep: 6 runs, 6 of them complete in results/minatar_dqn_1m (skipped): nothing to train")
