@@ -196,8 +196,9 @@ class PolicyNetwork(Network):
 
 @torch.no_grad()
 def orthogonal_init(layer: nn.Module, gain: float) -> None:
-    """CleanRL's ``layer_init(layer, std=gain)``: orthogonal weight, zero bias."""
-    nn.init.orthogonal_(layer.weight, gain)
+    """CleanRL's ``layer_init(layer, std=gain)``: orthogonal weight, zero bias. Drawn into a contiguous tensor and
+    copied, so a channels-last convolution keeps its memory format."""
+    layer.weight.copy_(nn.init.orthogonal_(torch.empty(layer.weight.shape, device=layer.weight.device), gain))
     nn.init.zeros_(layer.bias)
     layer.orthogonal_gain = gain
 

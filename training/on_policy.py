@@ -136,26 +136,28 @@ class OnPolicyTrainer(Trainer):
                 "final_eval_return": self.last_eval["eval/episodic_return"], **self.timing()}
 
     def _rollout(self) -> None:
-        """``num_steps`` steps of every env; each finished episode is logged at the step it ended (CleanRL's
-        ``charts/episodic_return`` at ``global_step``)."""
-        clip = self.cfg.reward_clip
         for _ in range(self.agent.num_steps):
-            actions = self.agent.collect(self.obs)
-            next_obs, rewards, terminations, truncations, infos = self.env.step(actions)
-            self.env_step += self.agent.num_envs
-            if clip is not None:
-                rewards = np.clip(rewards, -clip, clip)
-            lost = infos.get("life_lost")  # env.profile=nature: a lost life ends the episode for the learner
-            if lost is not None:
-                terminations = terminations | (lost & infos["_life_lost"])
-            final_obs = {int(i): infos["final_obs"][i] for i in np.flatnonzero(infos.get("_final_obs", []))}
-            self.agent.record(rewards, terminations, truncations, next_obs, final_obs)
-            for _, ret, length in finished_episodes(infos):
-                self.episode_return = ret
-                self.logger.log({"charts/episodic_return": ret, "charts/episodic_length": length}, self.env_step)
-            self.obs = next_obs
-            for cb in self.callbacks:
-                cb.on_env_step(self)
+            self._vector_step()
+
+    def _vector_step(self) -> None:
+        """One step of every env (``num_envs`` agent steps); each finished episode is logged at the step it ended
+        (CleanRL's ``charts/episodic_return`` at ``global_step``)."""
+        actions = self.agent.collect(self.obs)
+        next_obs, rewards, terminations, truncations, infos = self.env.step(actions)
+        self.env_step += self.agent.num_envs
+        if self.cfg.reward_clip is not None:
+            rewards = np.clip(rewards, -self.cfg.reward_clip, self.cfg.reward_clip)
+        lost = infos.get("life_lost")  # env.profile=nature: a lost life ends the episode for the learner
+        if lost is not None:
+            terminations = terminations | (lost & infos["_life_lost"])
+        final_obs = {int(i): infos["final_obs"][i] for i in np.flatnonzero(infos.get("_final_obs", []))}
+        self.agent.record(rewards, terminations, truncations, next_obs, final_obs)
+        for _, ret, length in finished_episodes(infos):
+            self.episode_return = ret
+            self.logger.log({"charts/episodic_return": ret, "charts/episodic_length": length}, self.env_step)
+        self.obs = next_obs
+        for cb in self.callbacks:
+            cb.on_env_step(self)
 
     def _learn_rollout(self) -> None:
         """Every gradient update of the rollout, each timed, checked for NaN and told to the callbacks as it is
