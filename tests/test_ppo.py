@@ -331,13 +331,17 @@ def test_every_bad_value_of_agent_ppo_is_one_line(compose_cfg):
 
 
 @pytest.mark.slow
-def test_ppo_learns_cartpole(tmp_path):
-    """The shipped defaults (CleanRL's ppo.py) on 100k of their 500k agent steps, the learning rate annealed over the
-    100k: seed 0 goes from about 20 to over 200 (docs/agents/ppo.md has the full 500k run)."""
-    out = run_train("agent=ppo", "env=classic", "total_env_steps=100000", "eval.every_env_steps=20000", "seed=0",
-                    "progress=false", f"hydra.run.dir={tmp_path}", timeout=1200)
+def test_ppo_solves_cartpole_in_cleanrls_budget(tmp_path):
+    """The shipped defaults (CleanRL's ppo.py) for CleanRL's 500k agent steps, seed 0: the last three evaluations
+    average 486.2 (500, 500, 458.6) and the last 100 training episodes 485.0, over the issue's bar of 475 (CleanRL
+    publishes 490.04 ± 6.12); about 3 minutes on one thread (docs/agents/ppo.md)."""
+    out = run_train("agent=ppo", "env=classic", "seed=0", "progress=false", f"hydra.run.dir={tmp_path}",
+                    timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["agent"] == "ppo" and s["env_steps"] == 99_840 and s["updates"] == 195 * 16
-    assert s["final_eval_return"] >= 150, s
-
+    assert s["agent"] == "ppo" and s["env_steps"] == 976 * 512 and s["updates"] == 976 * 16
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["eval/episodic_return"] for r in rows if "eval/episodic_return" in r]
+    episodes = [r["charts/episodic_return"] for r in rows if "charts/episodic_return" in r]
+    assert len(evals) == 20 and np.mean(evals[-3:]) >= 475, evals
+    assert np.mean(episodes[-100:]) >= 475
