@@ -13,7 +13,6 @@ import train
 from agents.networks import Activation, MLPConfig
 from agents.ppo import PPO, GaussianHead, PPOConfig, clipped_surrogate_loss, explained_variance, gae, normalized
 from agents.ppo import value_loss as ppo_value_loss
-from agents.rollout import ObservationNormalizer, RewardNormalizer
 from core.callbacks import Callback
 from core.errors import ConfigError
 from core.protocols import OnPolicyAgent
@@ -131,38 +130,40 @@ def test_a_minibatch_update_clips_the_global_gradient_norm_and_anneals_the_learn
     envs.close()
 
 
-def test_normalisation_is_gymnasiums_wrappers_as_cleanrl_stacks_them():
-    """The agent's per-env normalisers against CleanRL's make_env stack (NormalizeObservation, clip ±10,
-    NormalizeReward, clip ±10) on real Pendulum, exactly, through two episode ends (the final observation updates the
-    statistics before the reset one, as the wrapper sees them)."""
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_normalisation_is_gymnasiums_wrappers_as_cleanrl_stacks_them(env_id):
+    """What the agent stores from 2 envs against CleanRL's make_env stack (NormalizeObservation, clip ±10,
+    NormalizeReward, clip ±10), exactly, on real Pendulum (episodes end by truncation) and CartPole (by termination,
+    which resets the wrapper's discounted return): each env's final observation updates its statistics before the
+    reset one, as the wrapper sees them."""
     def cleanrl(env):
         env = gym.wrappers.NormalizeObservation(env)
-        env.obs_rms = RunningMeanStd(shape=(3,))  # float64 statistics, as Gymnasium 0.29 (CleanRL's pin); 1.x: float32
+        env.obs_rms = RunningMeanStd(shape=env.observation_space.shape)  # float64, as Gymnasium 0.29; 1.x: float32
         env = gym.wrappers.TransformObservation(env, lambda o: np.clip(o, -10, 10), env.observation_space)
         env = gym.wrappers.NormalizeReward(env, gamma=0.99)
         return gym.wrappers.TransformReward(env, lambda r: np.clip(r, -10, 10))
 
     same = gym.vector.AutoresetMode.SAME_STEP
-    wrapped = gym.vector.SyncVectorEnv([lambda: cleanrl(gym.make("Pendulum-v1")) for _ in range(2)],
-                                       autoreset_mode=same)
-    raw = gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1") for _ in range(2)], autoreset_mode=same)
-    obs_norm, reward_norm = ObservationNormalizer(2, (3,), 10.0), RewardNormalizer(2, 0.99, 10.0)
+    wrapped = gym.vector.SyncVectorEnv([lambda: cleanrl(gym.make(env_id)) for _ in range(2)], autoreset_mode=same)
+    raw = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(2)], autoreset_mode=same)
+    continuous = env_id == "Pendulum-v1"
+    steps, ends = 450, 0
+    agent = PPO(PPOConfig(num_envs=2, num_steps=steps, norm_obs=True, norm_reward=True), MLPConfig(),
+                raw.single_observation_space.shape, 1 if continuous else 2, np.random.default_rng(0),
+                torch.device("cpu"), action_kind=ActionKind.continuous if continuous else ActionKind.discrete)
     expected, _ = wrapped.reset(seed=3)
     obs, _ = raw.reset(seed=3)
-    for i, o in enumerate(obs):
-        obs_norm.update(i, o)
-    np.testing.assert_array_equal(obs_norm.batch(obs), expected)
-    rng = np.random.default_rng(0)
-    for _ in range(450):
-        action = rng.uniform(-2, 2, (2, 1)).astype(np.float32)
+    agent.start(obs)
+    for t in range(steps):
+        action = agent.collect(obs)
+        assert torch.equal(agent.rollout.obs[t], torch.from_numpy(expected))
         expected, expected_r, *_ = wrapped.step(action)
         obs, r, term, trunc, info = raw.step(action)
-        for i in np.flatnonzero(info.get("_final_obs", [])):
-            obs_norm.update(int(i), info["final_obs"][i])
-        for i, o in enumerate(obs):
-            obs_norm.update(i, o)
-        np.testing.assert_array_equal(obs_norm.batch(obs), expected)
-        np.testing.assert_array_equal(reward_norm(r, term), expected_r)
+        agent.record(r, term, trunc, obs,
+                     {int(i): info["final_obs"][i] for i in np.flatnonzero(info.get("_final_obs", []))})
+        assert torch.equal(agent.rollout.rewards[t], torch.from_numpy(expected_r).float())
+        ends += int((term | trunc).sum())
+    assert ends >= 4
     wrapped.close()
     raw.close()
 
