@@ -246,7 +246,10 @@ def validate(cfg: Config) -> None:
 
 def total_updates(cfg: Config) -> int:
     """The run's gradient updates: offline its budget, online one every ``agent.update_period`` steps after
-    ``agent.learning_starts``."""
+    ``agent.learning_starts``, on-policy (PPO) every epoch's minibatches of every whole rollout."""
+    if on_policy(cfg):
+        a = cfg.agent
+        return cfg.total_env_steps // a.batch_size * a.update_epochs * a.num_minibatches
     loop = loop_config(cfg)
     return count_updates(loop.total_env_steps, loop.learning_starts, loop.update_period)
 
@@ -750,8 +753,9 @@ def loop_config(cfg: Config) -> LoopConfig:
                           checkpoint=CheckpointConfig(o.eval_every_updates, cfg.checkpoint.keep, False,
                                                       cfg.checkpoint.save_init),
                           log_every_env_steps=o.log_every_updates, progress=cfg.progress)
-    if on_policy(cfg):  # no replay: every step is a learning step, minibatches from the rollout
-        return LoopConfig(total_env_steps=cfg.total_env_steps, learning_starts=0, update_period=1,
+    if on_policy(cfg):  # no replay, minibatches from the rollout; the budget is whole rollouts, as CleanRL's
+        return LoopConfig(total_env_steps=cfg.total_env_steps // a.batch_size * a.batch_size, learning_starts=0,
+                          update_period=1,
                           batch_size=a.minibatch_size, replay_capacity=0, reward_clip=cfg.env.reward_clip,
                           seed=cfg.seed, eval=cfg.eval, checkpoint=cfg.checkpoint,
                           log_every_env_steps=cfg.log_every_env_steps, progress=cfg.progress)

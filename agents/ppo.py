@@ -66,7 +66,7 @@ class PPOConfig:
     target_kl: float | None = None  # stop a rollout's epochs once the approximate KL exceeds it; null = never
     adam_eps: float = 1e-5  # Adam's ε (CleanRL's 1e-5, not PyTorch's 1e-8)
     weight_decay: float = 0.0  # decoupled (AdamW-style) weight decay; 0 = CleanRL's plain Adam
-    policy: Policy = Policy.auto  # auto | categorical | gaussian: the action distribution (auto: from the env)
+    policy: Policy = Policy.auto  # the action distribution: auto (from the env's actions), categorical or gaussian
     shared_torso: bool = False  # one network with a policy head and a value head (ppo_atari.py); false: two networks
     norm_obs: bool = False  # normalise observations per env with a running mean and variance (continuous PPO)
     clip_obs: float = 10.0  # normalised observations are clipped to ±clip_obs

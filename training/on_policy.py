@@ -16,6 +16,7 @@ before the episode's reset and the episode's actions re-played (``core.protocols
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -66,7 +67,7 @@ class OnPolicyTrainer(Trainer):
         self.batch_env_steps = agent.num_envs * agent.num_steps
         self.num_iterations = cfg.total_env_steps // self.batch_env_steps  # CleanRL's num_iterations
         self.total_updates = self.num_iterations * agent.updates_per_iteration()
-        self.last_step = self.num_iterations * self.batch_env_steps
+        self.last_step = self.num_iterations * self.batch_env_steps  # total_env_steps, whole rollouts (suite.py)
         self.iteration = 0  # rollouts done
 
     # --- checkpoint state -----------------------------------------------------------------------------------
@@ -128,7 +129,8 @@ class OnPolicyTrainer(Trainer):
                 self._log_iteration()
                 self._end_of_iteration()
         finally:
-            self._bar.close()
+            self._bar.update(self.env_step - self._bar.n)
+            self._bar.close()  # before a stop's message, or the bar redraws below it
         for cb in self.callbacks:
             cb.on_train_end(self)
         self.logger.flush()
@@ -190,7 +192,8 @@ class OnPolicyTrainer(Trainer):
                          "charts/SPS_cumulative": (step - self._start_step) / (now - self._t0),
                          **self.agent.charts(step), "charts/updates": self.updates}, step)
         self._bar.update(step - self._bar.n)
-        self._bar.set_postfix(SPS=f"{sps:.0f}", ret=f"{self.episode_return:.1f}", refresh=False)
+        ret = {"ret": f"{self.episode_return:.1f}"} if math.isfinite(self.episode_return) else {}  # no episode yet
+        self._bar.set_postfix(SPS=f"{sps:.0f}", **ret, refresh=False)
         self._window_t, self._window_step = now, step
 
     def _end_of_iteration(self) -> None:
