@@ -423,6 +423,11 @@ class PPO:
     def sample_states(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rollout.sample_states(n, rng)
 
+    def load_acting_state(self, state: dict) -> None:
+        """What acting needs from a checkpoint besides the networks: the observation statistics (``evaluate.py``)."""
+        if self.obs_norm is not None:
+            self.obs_norm.load_state_dict(state["obs_norm"])
+
     def rng_state(self) -> dict:
         return {"numpy": self.rng.bit_generator.state, "eval": self.eval_generator.get_state()}
 
