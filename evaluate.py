@@ -102,6 +102,9 @@ def build(cfg: suite.Config, state: dict, seed: int, device: torch.device, rende
                 raise ConfigError("env.id", cfg.env.id, f"the run's {name} network does not fit this env ({name}.{key} "
                                   f"is {tuple(theirs[key].shape)} in the run, {tuple(value.shape)} here)")
         net.load_state_dict(theirs)
+    load = getattr(agent, "load_acting_state", None)  # what acting needs besides the networks (PPO: obs statistics)
+    if load is not None:
+        load(state["agent"])
     return env, agent
 
 
@@ -140,8 +143,10 @@ def load_exported(path: str | Path, seed: int = 0, device: str = "cpu"):
 
     agent_cfg, network_cfg, env_cfg = (OmegaConf.to_object(suite.typed(r, payload[k])) for r, k in
                                        ((AGENTS, "agent"), (NETWORKS, "network"), (ENVS, "env")))
-    agent = AGENTS.get(agent_cfg.name).target(agent_cfg, network_cfg, tuple(payload["observation_shape"]),
-                                              payload["n_out"], np.random.default_rng(seed), torch.device(device))
+    spec = AGENTS.get(agent_cfg.name)  # an agent of several action kinds (PPO) is told the env's
+    kind = {"action_kind": ENVS.get(env_cfg.name).action_kind(env_cfg)} if len(spec.action_kinds()) > 1 else {}
+    agent = spec.target(agent_cfg, network_cfg, tuple(payload["observation_shape"]), payload["n_out"],
+                        np.random.default_rng(seed), torch.device(device), **kind)
     agent.networks()[payload["network_name"]].load_state_dict(payload["state_dict"])
     return agent, make_env(env_cfg, seed, "eval")
 

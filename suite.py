@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from hydra.core.config_store import ConfigStore
@@ -207,9 +208,12 @@ def validate(cfg: Config) -> None:
     if cfg.logger.wandb:
         why = wandb_unavailable()
         require(why is None, "logger.wandb", True, why)
-    require(cfg.agent.replay_capacity > cfg.agent.n_step + frame_stack(cfg.env), "agent.replay_capacity",
-            cfg.agent.replay_capacity, f"must exceed agent.n_step ({cfg.agent.n_step}) + env.frame_stack "
-            f"({frame_stack(cfg.env)})")
+    if on_policy(cfg):
+        check_on_policy(cfg)
+    else:
+        require(cfg.agent.replay_capacity > cfg.agent.n_step + frame_stack(cfg.env), "agent.replay_capacity",
+                cfg.agent.replay_capacity, f"must exceed agent.n_step ({cfg.agent.n_step}) + env.frame_stack "
+                f"({frame_stack(cfg.env)})")
     if cfg.redo.enabled and not NETWORKS.get(cfg.network.name).plain_features:
         fits = ", ".join(f"network={s.name}" for s in NETWORKS.specs() if s.plain_features)
         raise ConfigError("redo.enabled", True, f"network={cfg.network.name} has residual paths, through which ReDo's "
@@ -232,7 +236,7 @@ def validate(cfg: Config) -> None:
                 f"the DQN Replay Dataset's format holds discrete actions: agent={'|'.join(discrete)} can write it")
     if cfg.offline.enabled:
         check_offline(cfg)
-    elif cfg.sparsity > 0:
+    elif cfg.sparsity > 0 and not on_policy(cfg):
         a = cfg.agent
         require(count_updates(cfg.total_env_steps, a.learning_starts, a.update_period) >= 1, "sparsity",
                 cfg.sparsity, f"pruning needs gradient updates, and total_env_steps={cfg.total_env_steps} ends before "
@@ -242,7 +246,10 @@ def validate(cfg: Config) -> None:
 
 def total_updates(cfg: Config) -> int:
     """The run's gradient updates: offline its budget, online one every ``agent.update_period`` steps after
-    ``agent.learning_starts``."""
+    ``agent.learning_starts``, on-policy (PPO) every epoch's minibatches of every whole rollout."""
+    if on_policy(cfg):
+        a = cfg.agent
+        return cfg.total_env_steps // a.batch_size * a.update_epochs * a.num_minibatches
     loop = loop_config(cfg)
     return count_updates(loop.total_env_steps, loop.learning_starts, loop.update_period)
 
@@ -251,6 +258,33 @@ def schedule_warning(cfg: Config) -> str | None:
     """The pruning method's word on its schedule at this run's length (``MethodConfig.schedule_warning``)."""
     check = getattr(cfg.pruning, "schedule_warning", None)  # a plugin's schema need not extend MethodConfig
     return check(total_updates(cfg), cfg.sparsity) if check is not None else None
+
+
+def on_policy(cfg: Config) -> bool:
+    """Whether the agent learns from its own rollouts (PPO: ``training/on_policy.py``) rather than from replay."""
+    return AGENTS.get(cfg.agent.name).on_policy
+
+
+def check_on_policy(cfg: Config) -> None:
+    """An on-policy run (PPO): whole rollouts within the budget, a policy that fits the env's actions, and a pruning
+    schedule that can count its updates before the first."""
+    a = cfg.agent
+    require(cfg.total_env_steps >= a.batch_size, "total_env_steps", cfg.total_env_steps,
+            f"agent={a.name} trains on whole rollouts of agent.num_envs × agent.num_steps = {a.batch_size} agent "
+            f"steps: give at least {a.batch_size}")
+    kind = ENVS.get(cfg.env.name).action_kind(cfg.env)
+    policy = getattr(a, "policy", None)
+    wants = {"categorical": ActionKind.discrete, "gaussian": ActionKind.continuous}.get(getattr(policy, "value", ""))
+    if wants is not None and wants != kind:
+        fits = "categorical" if kind == ActionKind.discrete else "gaussian"
+        raise ConfigError("agent.policy", policy.value, f"a {policy.value} policy needs {wants.value} actions; "
+                          f"{cfg.env.id} has {kind.value} actions (use agent.policy={fits} or auto)")
+    if cfg.sparsity > 0 and getattr(a, "target_kl", None) is not None:
+        raise ConfigError("agent.target_kl", a.target_kl, "it stops a rollout's epochs early, so the run's gradient "
+                          "updates are not known before it starts, and the pruning schedule counts them: give "
+                          "agent.target_kl=null with sparsity > 0")
+    require(not cfg.offline.write_dataset, "offline.write_dataset", cfg.offline.write_dataset,
+            f"agent={a.name} keeps no replay to write")
 
 
 OFFLINE_AGENTS = ("dqn", "rainbow")  # CQL with agent=dqn, CQL+C51 with agent=rainbow (Dopamine's offline agents)
@@ -446,7 +480,7 @@ EXPORT_FORMAT = "pedrl.export/1"
 
 def n_outputs(env) -> int:
     """The network's output count for ``env``'s actions: one per discrete action, or the action dimension."""
-    space = env.action_space
+    space = getattr(env, "single_action_space", env.action_space)  # a vector env's: one env's
     return int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
 
 
@@ -493,12 +527,13 @@ def check_pairing(cfg: Config) -> None:
     agent, env = AGENTS.get(cfg.agent.name), ENVS.get(cfg.env.name)
     network, method = NETWORKS.get(cfg.network.name), METHODS.get(cfg.pruning.name)
     actions = env.action_kind(cfg.env)
-    if actions != agent.actions:
-        agents = " or ".join(f"agent={s.name}" for s in AGENTS.specs() if s.actions == actions)
-        envs = ", ".join(f"env={s.name}" for s in ENVS.specs() if agent.actions in s.actions)
-        raise ConfigError("env.id", cfg.env.id, f"agent={agent.name} needs {agent.actions.value} actions; "
+    if not agent.takes(actions):
+        wanted = agent.action_kinds()[0]
+        agents = " or ".join(f"agent={s.name}" for s in AGENTS.specs() if s.takes(actions))
+        envs = ", ".join(f"env={s.name}" for s in ENVS.specs() if wanted in s.actions)
+        raise ConfigError("env.id", cfg.env.id, f"agent={agent.name} needs {wanted.value} actions; "
                           f"{cfg.env.id} has {actions.value} actions (use {agents}, or an env with "
-                          f"{agent.actions.value} actions: {envs})")
+                          f"{wanted.value} actions: {envs})")
     if env.observations not in network.observations:
         fits = " or ".join(f"network={s.name}" for s in NETWORKS.specs() if env.observations in s.observations)
         raise ConfigError("network", network.name, f"env={env.name} has {env.observations.value} observations; use "
@@ -570,6 +605,8 @@ def replay_bytes(cfg: Config) -> int:
     """Upper estimate of the replay buffer's size once full (frame + bookkeeping per slot the run can fill): the
     memory a run holds, and the bulk of each checkpoint. Builds no Atari env. Offline, the dataset's rows (read
     from the files' headers)."""
+    if on_policy(cfg):
+        return 0  # no replay: a rollout of a few thousand states, and checkpoints between rollouts hold none
     frame, action_dim = slot_sizes(cfg.env)
     extra = bookkeeping_bytes(getattr(cfg.agent, "prioritized", False), action_dim)
     if cfg.offline.enabled:
@@ -590,11 +627,22 @@ def build_env(cfg: Config, mode: str, video_dir: Path | None = None) -> Resumabl
     return EpisodeRecorder(env)
 
 
-def build_agent(cfg: Config, env: ResumableEnv, rng: np.random.Generator, device: torch.device,
-                transform=None) -> Agent:
-    """``transform`` is applied to every network the agent builds (an adapter), before its optimizers exist."""
-    agent = AGENTS.get(cfg.agent.name).target(cfg.agent, cfg.network, env.observation_space.shape, n_outputs(env),
-                                              rng, device, transform=transform)
+def build_vector_env(cfg: Config) -> gym.vector.SyncVectorEnv:
+    """An on-policy agent's ``agent.num_envs`` training envs, each built as ``build_env`` builds the one training env
+    (so each is resumable), stepped by Gymnasium's ``SyncVectorEnv`` with same-step autoreset: an episode's end
+    returns the next episode's first observation, the last one in ``final_obs`` (CleanRL's Gymnasium 0.29)."""
+    return gym.vector.SyncVectorEnv([lambda: build_env(cfg, "train") for _ in range(cfg.agent.num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def build_agent(cfg: Config, env: ResumableEnv | gym.vector.VectorEnv, rng: np.random.Generator,
+                device: torch.device, transform=None) -> Agent:
+    """``transform`` is applied to every network the agent builds (an adapter), before its optimizers exist. An agent
+    that takes both kinds of action (PPO) is told which the env has."""
+    spec = AGENTS.get(cfg.agent.name)
+    kind = {"action_kind": ENVS.get(cfg.env.name).action_kind(cfg.env)} if len(spec.action_kinds()) > 1 else {}
+    space = getattr(env, "single_observation_space", env.observation_space)
+    agent = spec.target(cfg.agent, cfg.network, space.shape, n_outputs(env), rng, device, transform=transform, **kind)
     if cfg.offline.enabled:
         agent.cql_alpha = cfg.offline.cql_alpha
     return agent
@@ -705,6 +753,12 @@ def loop_config(cfg: Config) -> LoopConfig:
                           checkpoint=CheckpointConfig(o.eval_every_updates, cfg.checkpoint.keep, False,
                                                       cfg.checkpoint.save_init),
                           log_every_env_steps=o.log_every_updates, progress=cfg.progress)
+    if on_policy(cfg):  # no replay, minibatches from the rollout; the budget is whole rollouts, as CleanRL's
+        return LoopConfig(total_env_steps=cfg.total_env_steps // a.batch_size * a.batch_size, learning_starts=0,
+                          update_period=1,
+                          batch_size=a.minibatch_size, replay_capacity=0, reward_clip=cfg.env.reward_clip,
+                          seed=cfg.seed, eval=cfg.eval, checkpoint=cfg.checkpoint,
+                          log_every_env_steps=cfg.log_every_env_steps, progress=cfg.progress)
     return LoopConfig(total_env_steps=cfg.total_env_steps, learning_starts=a.learning_starts,
                       update_period=a.update_period, batch_size=a.batch_size, replay_capacity=a.replay_capacity,
                       reward_clip=cfg.env.reward_clip, seed=cfg.seed, eval=cfg.eval, checkpoint=cfg.checkpoint,

@@ -46,6 +46,7 @@ from training.init_from_run import inherited_overrides
 from training.logger import Logger
 from training.loop import CheckpointWriteError, Diverged, ResumeError, Stopped, Trainer
 from training.offline import OfflineTrainer
+from training.on_policy import OnPolicyTrainer
 from training.preflight import Complete, UserError
 from training.preflight import compose as compose_conf
 from training.run_folder import check_same_config, complete_note, exclusive, switched, write_atomic
@@ -114,11 +115,13 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
     torch.manual_seed(cfg.seed)
     agent_seed, replay_seed = np.random.SeedSequence(cfg.seed).spawn(2)
     eval_env = suite.build_env(cfg, "eval", run_dir / "videos")
-    env = eval_env if cfg.offline.enabled else suite.build_env(cfg, "train")  # offline: no environment steps
+    on_policy = suite.on_policy(cfg)  # PPO: agent.num_envs envs in one vector env, rollouts instead of replay
+    env = (eval_env if cfg.offline.enabled  # offline: no environment steps
+           else suite.build_vector_env(cfg) if on_policy else suite.build_env(cfg, "train"))
     plan = suite.init_plan(cfg) if cfg.init.from_run else None
     transform = transform or suite.adapter_transform(cfg, plan)
     agent = suite.build_agent(cfg, env, np.random.default_rng(agent_seed), device, transform)
-    replay = suite.build_replay(cfg, env, np.random.default_rng(replay_seed), device)
+    replay = agent.rollout if on_policy else suite.build_replay(cfg, env, np.random.default_rng(replay_seed), device)
     n_params = {name: count_parameters(net) for name, net in agent.networks().items()}
     n_trainable = {name: sum(p.numel() for p in net.parameters() if p.requires_grad)
                    for name, net in agent.networks().items()}
@@ -132,7 +135,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         if cfg.logger.wandb else None
     logger = Logger(run_dir, [tracker] if tracker else [])
     pruning, own = suite.build_callbacks(cfg, plan)
-    trainer = (OfflineTrainer if cfg.offline.enabled else Trainer)(
+    trainer = (OfflineTrainer if cfg.offline.enabled else OnPolicyTrainer if on_policy else Trainer)(
         suite.loop_config(cfg), agent, env, eval_env, replay, logger, [*own, *callbacks], checkpointer, stop)
     if latest:
         path, state, arrays, _ = latest
@@ -168,7 +171,7 @@ def _train(cfg: suite.Config, run_dir: Path, callbacks, transform, stop: StopReq
         if env is not eval_env:
             env.close()
         eval_env.close()
-    exported = suite.export_adapted(cfg, agent, replay, env, trainer.env_step, run_dir)
+    exported = suite.export_adapted(cfg, agent, replay, eval_env, trainer.env_step, run_dir)  # one env's spaces
     sparse = [cb for cb in own if isinstance(cb, SparseInference)]
     compute = [cb for cb in own if isinstance(cb, SparseCompute)]
     summary = {**result, "frames": result["env_steps"] * getattr(cfg.env, "frame_skip", 1),

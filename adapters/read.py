@@ -17,6 +17,7 @@ from torch import nn
 
 from adapters.backbone import ADAPTABLE, check_head_and_export, freeze
 from adapters.registry import ADAPTERS
+from core.activations import NONLINEARITIES
 from core.errors import require
 from core.protocols import BuiltNetwork
 
@@ -50,13 +51,13 @@ class SideNetwork(nn.Module):
 
 
 def feature_relus(net: BuiltNetwork) -> list[tuple[nn.Module, int]]:
-    """The ReLUs inside ``features`` in order, each with its width: the output channels of the last conv or linear
-    layer before it in module order (what it activates, residual blocks included)."""
+    """The ReLUs (or tanhs) inside ``features`` in order, each with its width: the output channels of the last conv or
+    linear layer before it in module order (what it activates, residual blocks included)."""
     taps, width = [], None
     for m in net.features.modules():
         if isinstance(m, ADAPTABLE):
             width = m.weight.shape[0]
-        elif isinstance(m, nn.ReLU) and width is not None:
+        elif isinstance(m, NONLINEARITIES) and width is not None:
             taps.append((m, width))
     return taps
 

@@ -2,8 +2,9 @@
 
 Every network declares its layers: ``features`` (everything up to the penultimate activation), ``head`` (the output
 layer) and ``builder_weights`` (the names of the weight tensors the builder made, which the pruner may prune). Every
-nonlinearity is its own named ``nn.ReLU``, so forward hooks (dormant neurons, srank) find activations by name. A
-``transform`` (an adapter) runs on the finished network: whatever it adds is in none of these declarations.
+nonlinearity is its own named ``nn.ReLU`` (``nn.Tanh`` in a tanh MLP), so forward hooks (dormant neurons, srank) find
+activations by name. A ``transform`` (an adapter) runs on the finished network: whatever it adds is in none of these
+declarations.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ from core.spaces import ObservationKind
 class Padding(str, Enum):
     same = "same"
     valid = "valid"
+
+
+class Activation(str, Enum):
+    """The MLP's nonlinearity: ReLU (the suite's, CleanRL's DQN and SAC) or tanh (CleanRL's PPO)."""
+
+    relu = "relu"
+    tanh = "tanh"
 
 
 class Init(str, Enum):
@@ -61,12 +69,13 @@ class NatureCNNConfig:
 
 @dataclass
 class MLPConfig:
-    """A ReLU MLP; hidden sizes are multiplied by ``width``. PyTorch's default initialisation, as CleanRL."""
+    """A ReLU (or tanh) MLP; hidden sizes are multiplied by ``width``. PyTorch's default initialisation, as CleanRL."""
 
     name: str = "mlp"
     width: float = 1.0  # multiplies every hidden layer's units
     hidden_sizes: list[int] = field(default_factory=lambda: [120, 84])  # units per hidden layer, × width
     init: Init = Init.auto  # auto: the network's own (PyTorch's default, as CleanRL); xavier or torch chooses one
+    activation: Activation = Activation.relu  # relu, or tanh (CleanRL's PPO); each is a named module (relu1, tanh1)
 
     def validate(self) -> None:
         require(self.width > 0, "width", self.width, "width must be > 0")
@@ -268,7 +277,10 @@ def mlp_features(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> Features:
     for i, size in enumerate(cfg.hidden_sizes, start=1):
         size = _scaled(size, cfg.width)
         layers[f"fc{i}"] = nn.Linear(in_dim, size)
-        layers[f"relu{i}"] = nn.ReLU()
+        if cfg.activation == Activation.tanh:
+            layers[f"tanh{i}"] = nn.Tanh()
+        else:
+            layers[f"relu{i}"] = nn.ReLU()
         in_dim = size
     return layers, in_dim
 

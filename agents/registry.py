@@ -11,8 +11,15 @@ from core.spaces import ActionKind, ObservationKind
 
 @dataclass(frozen=True)
 class AgentSpec(Spec):
-    actions: ActionKind = ActionKind.discrete
+    actions: ActionKind | tuple[ActionKind, ...] = ActionKind.discrete  # the kinds it takes (PPO: both)
     networks: tuple[str, ...] | None = None  # the networks it can use; None: any that fits the env
+    on_policy: bool = False  # learns from its own rollouts (training/on_policy.py), not from a replay buffer
+
+    def takes(self, kind: ActionKind) -> bool:
+        return kind in self.actions if isinstance(self.actions, tuple) else kind == self.actions
+
+    def action_kinds(self) -> tuple[ActionKind, ...]:
+        return self.actions if isinstance(self.actions, tuple) else (self.actions,)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+# The nonlinearities the probes, ReDo and READ read as layers of units: ReLU everywhere, tanh in the MLP of CleanRL's
+# PPO (``network.activation=tanh``)
+NONLINEARITIES = (nn.ReLU, nn.Tanh)
+
 
 @contextmanager
 def noise_off(net: nn.Module) -> Iterator[nn.Module]:

@@ -5,6 +5,7 @@ against these alone, so it never imports a concrete agent, env or pruning method
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -97,6 +98,41 @@ class Agent(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class OnPolicyAgent(Agent, Protocol):
+    """An agent that learns from its own rollouts (PPO), trained by ``training/on_policy.py``: each iteration the
+    loop steps ``num_envs`` environments ``num_steps`` times, handing every step over (``collect`` the actions,
+    ``record`` the outcome), then draws the agent's gradient updates on that rollout from ``learn`` one at a time,
+    counting each as it is taken. ``rollout`` has the rollout's states for the probes (``sample_states``)."""
+
+    num_envs: int
+    num_steps: int
+    rollout: Any
+
+    def updates_per_iteration(self) -> int:
+        """Gradient updates per rollout when nothing stops them early: what the pruning schedule plans with."""
+        ...
+
+    def start(self, obs: np.ndarray) -> None:
+        """The envs' first observations, at the run's start (not on resume)."""
+        ...
+
+    def collect(self, obs: np.ndarray) -> np.ndarray:
+        """The actions for the envs' observations (num_envs, ...); the agent stores what it learns from."""
+        ...
+
+    def record(self, rewards: np.ndarray, terminations: np.ndarray, truncations: np.ndarray, next_obs: np.ndarray,
+               final_obs: dict[int, np.ndarray]) -> None:
+        """One step's outcome; ``next_obs`` holds the reset observation of an env whose episode ended, and
+        ``final_obs`` that episode's last one, by env."""
+        ...
+
+    def learn(self, obs: np.ndarray, iteration: int, num_iterations: int) -> Iterator[UpdateResult]:
+        """The gradient updates on the full rollout, each yielded after its optimizer step; ``iteration`` counts
+        from 1 and ``obs`` is the observation after the rollout's last step."""
+        ...
 
 
 class Replay(Protocol):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.activations import captured
+from core.activations import NONLINEARITIES, captured
 from core.callbacks import Callback
 from core.errors import require
 from core.protocols import BuiltNetwork, TrainerView, UpdateResult
@@ -61,9 +61,9 @@ def fanin_pruned_fraction(weight: torch.Tensor) -> float:
 
 
 def _feature_relus(net: BuiltNetwork) -> dict[str, nn.Module]:
-    """The ReLUs of the network's ``features``, by their name in the whole network (``features.relu1``)."""
+    """The ReLUs (or tanhs) of the network's ``features``, by their name in the whole network (``features.relu1``)."""
     inside = set(net.features.modules())
-    return {name: m for name, m in net.named_modules() if isinstance(m, nn.ReLU) and m in inside}
+    return {name: m for name, m in net.named_modules() if isinstance(m, NONLINEARITIES) and m in inside}
 
 
 @torch.inference_mode()

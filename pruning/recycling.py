@@ -1,9 +1,9 @@
 """Where a network's units are: each conv or linear layer of ``features`` followed by a ReLU is a layer of units (a conv
-channel is one unit), fed by that layer's rows and feeding the columns of the next such layer, or of every conv or
-linear layer in the ``head`` for the last one. A module that ``gates_features`` (x ⊙ ReLU(fc(·)), IQN's quantile
-embedding) adds its ``fc`` units, feeding the next layer as the units before it do. ReDo re-initialises units through
-this map; resets use the head. Shared by ``redo.py`` and ``reset.py``; knows networks only through ``features``,
-``head`` and ``fresh_parameters``."""
+channel is one unit; a tanh stands where a ReLU does), fed by that layer's rows and feeding the columns of the next
+such layer, or of every conv or linear layer in the ``head`` for the last one. A module that ``gates_features`` (x ⊙
+ReLU(fc(·)), IQN's quantile embedding) adds its ``fc`` units, feeding the next layer as the units before it do. ReDo
+re-initialises units through this map; resets use the head. Shared by ``redo.py`` and ``reset.py``; knows networks
+only through ``features``, ``head`` and ``fresh_parameters``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from core.activations import NONLINEARITIES
 from core.protocols import BuiltNetwork
 
 LAYERS = (nn.Linear, nn.Conv2d)
@@ -40,7 +41,7 @@ def unit_layers(net: BuiltNetwork) -> list[UnitLayer]:
             for unit in found:
                 unit.outgoing = unit.outgoing or [module]
             pending = (name, module)
-        elif isinstance(module, nn.ReLU) and pending is not None:
+        elif isinstance(module, NONLINEARITIES) and pending is not None:
             found.append(UnitLayer(f"features.{pending[0]}", pending[1], module, []))
             pending = None
         elif getattr(module, "gates_features", False):

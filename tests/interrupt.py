@@ -1,6 +1,7 @@
 """Run ``train.py`` and send a real signal to the run's own process at an exact point, for the resume tests.
 
-``python -m tests.interrupt SIGNAL step N <overrides>``: after agent step N (before its evaluation and checkpoint).
+``python -m tests.interrupt SIGNAL step N <overrides>``: after agent step N (before its evaluation and checkpoint); in
+an on-policy run, after the vector step that reaches agent step N, mid-rollout unless N ends one.
 ``python -m tests.interrupt SIGNAL eval N <overrides>``: during the evaluation at agent step N, at its 5th action.
 ``python -m tests.interrupt SIGNAL update N <overrides>``: after gradient update N of an offline run.
 ``SIGNAL`` may be ``SIGINTx2``: Ctrl-C pressed twice in a row.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import training.loop as loop
 import training.offline as offline
+import training.on_policy as on_policy
 
 
 def main() -> None:
@@ -31,6 +33,15 @@ def main() -> None:
                     os.kill(os.getpid(), sig)
 
         loop.Trainer._step = _step
+        vector_step = on_policy.OnPolicyTrainer._vector_step
+
+        def _vector_step(trainer):
+            vector_step(trainer)
+            if trainer.env_step == at:
+                for _ in range(times):
+                    os.kill(os.getpid(), sig)
+
+        on_policy.OnPolicyTrainer._vector_step = _vector_step
     elif where == "update":
         update = offline.OfflineTrainer._update
 

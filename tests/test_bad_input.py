@@ -15,11 +15,11 @@ from training.preflight import UserError
 
 CASES = [
     # (overrides, words the one line must contain)
-    (["agent=ppo"], ["agent=ppo", "allowed: dqn, iqn, miqn, rainbow, sac"]),
+    (["agent=a2c"], ["agent=a2c", "allowed: dqn, iqn, miqn, ppo, rainbow, sac"]),
     (["env=procgen"], ["env=procgen", "atari, classic, dmc, minatar, mujoco"]),
     (["network=resnet"], ["network=resnet", "impala, minatar_cnn, mlp, nature_cnn"]),
     (["env.id=Pongg"], ["env.id", "Pongg", "did you mean 'Pong'? allowed ALE games: Adventure,", "Breakout"]),
-    (["agent=dqnn"], ["agent=dqnn is not an option; did you mean 'dqn'? allowed: dqn, iqn, miqn, rainbow, sac"]),
+    (["agent=dqnn"], ["agent=dqnn is not an option; did you mean 'dqn'? allowed: dqn, iqn, miqn, ppo, rainbow, sac"]),
     (["pruning=rigel"], ["did you mean 'rigl'? allowed: gmp, lottery, rigl, set, static"]),
     (["env=classic", "env.id=cartpole"], ["did you mean 'CartPole-v1'? allowed classic-control ids: CartPole-v1,"]),
     (["agent.optimizer=rmsprp"], ["agent.optimizer=rmsprp is not allowed; did you mean 'rmsprop'? allowed: adam,"]),
@@ -40,6 +40,31 @@ CASES = [
     (["env=classic", "env.id=Pendulum-v1"], ["env.id", "Pendulum-v1", "discrete", "agent=sac"]),
     (["env=dmc"], ["env.id", "cartpole-swingup", "discrete", "agent=sac"]),
     (["agent=sac"], ["env.id", "Pong", "continuous", "env=dmc"]),
+    (["agent=dqn", "env=dmc"], ["env.id", "continuous actions (use agent=ppo or agent=sac"]),
+    # PPO (agent=ppo): its own rules, and the on-policy loop's
+    (["agent=ppo", "env=classic", "agent.num_minibatches=3"],
+     ["agent.num_minibatches=3", "must divide agent.num_envs × agent.num_steps = 512"]),
+    (["agent=ppo", "env=classic", "agent.clip_coef=0"], ["agent.clip_coef=0.0", "must be > 0"]),
+    (["agent=ppo", "env=classic", "agent.clip_coef=-0.2"], ["agent.clip_coef=-0.2", "must be > 0"]),
+    (["agent=ppo", "env=classic", "agent.gae_lambda=1.5"], ["agent.gae_lambda=1.5", "[0, 1]"]),
+    (["agent=ppo", "env=classic", "agent.gae_lambda=-0.1"], ["agent.gae_lambda=-0.1", "[0, 1]"]),
+    (["agent=ppo", "env=dmc", "agent.policy=categorical"],
+     ["agent.policy='categorical'", "cartpole-swingup has continuous actions", "agent.policy=gaussian or auto"]),
+    (["agent=ppo", "env=classic", "agent.policy=gaussian"],
+     ["agent.policy='gaussian'", "CartPole-v1 has discrete actions", "agent.policy=categorical or auto"]),
+    (["agent=ppo", "env=classic", "agent.policy=beta"], ["agent.policy=beta", "auto, categorical, gaussian"]),
+    (["agent=ppo", "env=classic", "agent.num_envs=0"], ["agent.num_envs=0", ">= 1"]),
+    (["agent=ppo", "env=classic", "agent.update_epochs=0"], ["agent.update_epochs=0", ">= 1"]),
+    (["agent=ppo", "env=classic", "agent.max_grad_norm=0"], ["agent.max_grad_norm", "> 0"]),
+    (["agent=ppo", "env=classic", "agent.ent_coef=-0.01"], ["agent.ent_coef", ">= 0"]),
+    (["agent=ppo", "env=classic", "agent.target_kl=0"], ["agent.target_kl", "> 0, or null"]),
+    (["agent=ppo", "env=classic", "total_env_steps=100"], ["total_env_steps=100", "whole rollouts", "at least 512"]),
+    (["agent=ppo", "env=classic", "sparsity=0.9", "agent.target_kl=0.02"],
+     ["agent.target_kl=0.02", "pruning schedule counts", "agent.target_kl=null"]),
+    (["agent=ppo", "env=classic", "agent.lr=1e-3"], ["unknown key 'agent.lr'", "learning_rate"]),
+    (["agent=ppo", "env=classic", "offline.write_dataset=/tmp/x"],
+     ["offline.write_dataset", "agent=ppo keeps no replay"]),
+    (["agent=ppo", "env=classic", "network.activation=gelu"], ["network.activation=gelu", "relu, tanh"]),
     (["env=minatar", "env.id=pong"], ["env.id", "pong", "asterix, breakout, freeway, seaquest, space_invaders"]),
     (["env=minatar", "network=nature_cnn"], ["network", "nature_cnn", "network=minatar_cnn"]),
     (["+sweep=scaling_law_minatar", "network.width=0"], ["network.width", "must be > 0"]),
@@ -97,7 +122,7 @@ CASES = [
     (["env=classic", "network=nature_cnn"], ["network", "network=mlp"]),
     (["env=classic", "network=impala"], ["network", "network=mlp"]),
     (["network=impala", "network.blocks_per_stack=-1"], ["network.blocks_per_stack", ">= 0"]),
-    (["-m", "seed=0,1", "agent=dqn,ppo"], ["agent=ppo", "allowed: dqn"]),
+    (["-m", "seed=0,1", "agent=dqn,a2c"], ["agent=a2c", "allowed: dqn"]),
     (["agent=rainbow", "agent.v_min=10"], ["agent.v_min", "below agent.v_max (10.0)"]),
     (["agent=rainbow", "agent.n_step=0"], ["agent.n_step", "[1, 255]"]),
     (["agent=rainbow", "agent.replay_capacity=6", "agent.batch_size=4"],
@@ -170,9 +195,10 @@ def test_bad_input_is_one_clear_line(tmp_path, overrides, words):
     assert not run_dir.exists()
 
 
-COMMANDS = [c for c in CASES if c[0] in (["agent=ppo"], ["total_env_steps=1e6"], ["agent.lrr=0.1"], ["sparsity=1.0"],
+COMMANDS = [c for c in CASES if c[0] in (["agent=a2c"], ["total_env_steps=1e6"], ["agent.lrr=0.1"], ["sparsity=1.0"],
                                           ["+agent.bogus=1"], ["pruning.sparsity=0.9"], ["lr=1e-3"],
-                                          ["agent=sac"], ["env=mujoco"], ["-m", "seed=0,1", "agent=dqn,ppo"])]
+                                          ["agent=sac"], ["env=mujoco"], ["-m", "seed=0,1", "agent=dqn,a2c"],
+                                          ["agent=ppo", "env=classic", "agent.num_minibatches=3"])]
 
 
 @pytest.mark.parametrize("overrides, words", COMMANDS, ids=[" ".join(c[0]) for c in COMMANDS])

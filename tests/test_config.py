@@ -108,4 +108,4 @@ def test_help_points_to_the_configuration_page_and_hides_the_schema_groups():
     assert out.returncode == 0, out.stderr
     assert "docs/configuration.md" in out.stdout.split("== Configuration groups ==")[0]
     assert "schema/" not in out.stdout
-    assert "\nagent: dqn, iqn, miqn, rainbow, sac\n" in out.stdout and "\nsweep: methods_atari," in out.stdout
+    assert "\nagent: dqn, iqn, miqn, ppo, rainbow, sac\n" in out.stdout and "\nsweep: methods_atari," in out.stdout

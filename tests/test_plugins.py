@@ -17,7 +17,7 @@ import train
 from agents.registry import AGENTS
 from core.callbacks import Callback
 from core.errors import ConfigError, require
-from core.protocols import Agent, UpdateResult
+from core.protocols import Agent, OnPolicyAgent, UpdateResult
 from pruning.health import HealthConfig, probe, srank
 from pruning.measure import prunable_weights
 from pruning.method import PruningMethod
@@ -168,24 +168,36 @@ def test_an_adapter_trains_alone_and_is_never_pruned_or_probed(compose_cfg, tmp_
 @pytest.mark.parametrize("name", AGENTS.names())
 def test_every_agent_keeps_the_protocol(compose_cfg, name):
     """Each registered agent, built as train.py builds it on its env: the protocol's methods, one optimizer entry
-    for every trainable parameter, an update result the loop can read, and an RNG state that replays acting."""
+    for every trainable parameter, an update result the loop can read, and an RNG state that replays acting. An
+    on-policy agent (PPO) learns from a rollout of its vector env instead of replay."""
     env = "env=classic" if name != "sac" else "env=dmc"
-    cfg = compose_cfg(f"agent={name}", env, "agent.batch_size=8", "network.hidden_sizes=[16]")
-    env = suite.build_env(cfg, "train")
+    on_policy = AGENTS.get(name).on_policy
+    sizes = ["agent.num_envs=2", "agent.num_steps=16"] if on_policy else ["agent.batch_size=8"]
+    cfg = compose_cfg(f"agent={name}", env, *sizes, "network.hidden_sizes=[16]")
+    env = suite.build_vector_env(cfg) if on_policy else suite.build_env(cfg, "train")
     agent = suite.build_agent(cfg, env, np.random.default_rng(0), torch.device("cpu"))
-    assert isinstance(agent, Agent)
+    assert isinstance(agent, Agent) and isinstance(agent, OnPolicyAgent) == on_policy
     stepped = [id(p) for opt in agent.optimizers().values() for g in opt.param_groups for p in g["params"]]
     assert len(stepped) == len(set(stepped))
     trainable = {id(p) for net in agent.networks().values() for p in net.parameters() if p.requires_grad}
     assert trainable <= set(stepped)
-    replay = suite.build_replay(cfg, env, np.random.default_rng(1), torch.device("cpu"))
     obs, _ = env.reset(seed=0)
-    for step in range(64):
-        action = agent.act(obs, step)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        replay.add(obs, action, reward, terminated, terminated or truncated, next_obs)
-        obs = env.reset()[0] if terminated or truncated else next_obs
-    result = agent.update(replay.sample(8))
+    if on_policy:
+        agent.start(obs)
+        for _ in range(agent.num_steps):
+            obs, reward, terminated, truncated, _ = env.step(agent.collect(obs))
+            agent.record(reward, terminated, truncated, obs, {})
+        results = list(agent.learn(obs, 1, 1))
+        assert len(results) == agent.updates_per_iteration()
+        result, obs = results[-1], obs[0]
+    else:
+        replay = suite.build_replay(cfg, env, np.random.default_rng(1), torch.device("cpu"))
+        for step in range(64):
+            action = agent.act(obs, step)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            replay.add(obs, action, reward, terminated, terminated or truncated, next_obs)
+            obs = env.reset()[0] if terminated or truncated else next_obs
+        result = agent.update(replay.sample(8))
     assert result.losses and all(t.startswith("losses/") and torch.isfinite(v) for t, v in result.losses.items())
     assert (result.priorities is not None) == bool(getattr(cfg.agent, "prioritized", False))
     state = agent.rng_state()

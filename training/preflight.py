@@ -339,4 +339,5 @@ def check_output(checked: list[tuple[Any, Any]], replay_bytes: Callable[[Any], i
                 key)
     largest = max(range(len(objects)), key=replays.__getitem__)
     fix = "lower agent.replay_capacity" + (" or hydra.launcher.n_jobs" if jobs > 1 else "")
-    check_memory(replays[largest], jobs, "agent.replay_capacity", objects[largest].agent.replay_capacity, fix)
+    check_memory(replays[largest], jobs, "agent.replay_capacity",
+                 getattr(objects[largest].agent, "replay_capacity", None), fix)  # PPO has no replay

@@ -32,7 +32,7 @@ SWITCHES = ("device", "pruning.sparse_compute")
 # config without the key is that value, so older runs still resume (and finished ones are still skipped)
 ADDED = {"agent.optimizer": "adam", "agent.rmsprop_alpha": 0.95, "agent.rmsprop_eps": 0.01,
          "agent.rmsprop_centered": True, "network.init": "auto", "tf32": False, "cudnn_benchmark": False,
-         "env.minimal_action_set": True}
+         "env.minimal_action_set": True, "network.activation": "relu"}
 
 
 # keys the default folder's name shows in words: the agent, the env id, the method and sparsity, offline, the seed
