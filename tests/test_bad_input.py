@@ -25,6 +25,8 @@ CASES = [
     (["agent.optimizer=rmsprp"], ["agent.optimizer=rmsprp is not allowed; did you mean 'rmsprop'? allowed: adam,"]),
     (["agent.optimizer=rmsprop", "agent.weight_decay=1e-5"], ["agent.weight_decay", "optimizer=rmsprop keep it 0"]),
     (["+agent.bogus=1"], ["unknown key 'agent.bogus'; allowed keys in agent: adam_eps, batch_size,"]),
+    (["agent=ppo", "+offline=cql"], ["agent=ppo does not fit conf/offline/cql.yaml, which sets agent.loss; allowed "
+                                     "here: dqn"]),
     (["+eval.every_env_step=10"], ["unknown key 'eval.every_env_step'; did you mean 'every_env_steps'? allowed keys"]),
     (["+sparsityy=0.9"], ["unknown key 'sparsityy'; did you mean 'sparsity'? allowed keys: adapter, agent,"]),
     # a key given where it does not live: named where it does

@@ -133,11 +133,11 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
         m = re.search(r"Could not find '([^']+)'", text)
         group, _, option = (m.group(1) if m else "?/?").rpartition("/")
         return f"{group}={option} is not an option; {one_of(option, group_options(group))}"
-    m = re.search(r"In '(tuned/\w+)': ConfigKeyError.*?full_key: ((\w+)\.[\w.]+)", text, re.S)
-    if m:  # a per-(agent, env) defaults file sets a key the chosen group option lacks
-        tuned, key, group = m.groups()
+    m = re.search(r"In '([\w/]+)': ConfigKeyError.*?full_key: ((\w+)\.[\w.]+)", text, re.S)
+    if m and m.group(3) in GROUPS:  # a config file (per-pair defaults, +offline=cql) sets a key the choice lacks
+        source, key, group = m.groups()
         choice = next((v for k, v in map(_key_of, overrides) if k == group), "?")
-        return (f"{group}={choice} does not fit conf/{tuned}.yaml, which sets {key}; allowed here: "
+        return (f"{group}={choice} does not fit conf/{source}.yaml, which sets {key}; allowed here: "
                 f"{', '.join(_known_options(group, key))}")
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
         full_key = getattr(cause, "full_key", None) or _failing_key(text)
@@ -150,6 +150,9 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
         value = next((v for k, v in map(_key_of, overrides) if k == full_key), getattr(cause, "value", "?"))
         return f"{full_key}={value} is not allowed; {_expected(cause, str(value))}"
     return " ".join(text.split())
+
+
+GROUPS = ("agent", "env", "network", "pruning", "adapter")
 
 
 def _known_options(group: str, key: str) -> list[str]:
