@@ -30,6 +30,7 @@ from analysis.aggregate import CONFIG_KEYS, aggregate, label, score_matrices
 from analysis.comparison import against_dense
 from analysis.normalize import normalize
 from analysis.scores import COLUMN, SCORES, add_scores
+from analysis.significance import p_text
 from analysis.sweep_runs import clock, learning_curve, load_runs, missing_runs
 
 YLABEL = {"atari": "human-normalised score", "minatar": "normalised score (1 = smallest dense)",
@@ -88,7 +89,7 @@ def report(summary: pd.DataFrame, comparisons: dict[str, pd.DataFrame], reps: in
                          f"[{getattr(row, low):.3f}, {getattr(row, high):.3f}]")
         for row in compared.itertuples():
             text = (f"  width {row.width:g} {row.method} - dense: {row.diff:+.3f} [{row.diff_ci_low:+.3f}, "
-                    f"{row.diff_ci_high:+.3f}], permutation p = {row.p_value:.4f} "
+                    f"{row.diff_ci_high:+.3f}], permutation p = {p_text(row.p_value)} "
                     f"({row.runs} vs {row.dense_runs} runs)")
             if pd.notna(row.interaction):
                 text += (f"; interaction from width {row.interaction_from_width:g}: {row.interaction:+.3f} "

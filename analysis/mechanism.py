@@ -23,7 +23,7 @@ import pandas as pd
 from analysis.figures import plt, save
 from analysis.learning_curve import open_metrics
 from analysis.scores import LATE_FRACTION
-from analysis.significance import mean_ci, permutation_test
+from analysis.significance import mean_ci, p_text, permutation_test
 from analysis.sweep_runs import load_runs
 
 # tag (with the network's name), label, the paper's direction for the pruned network
@@ -114,7 +114,7 @@ def markdown(verdicts: pd.DataFrame) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for row in verdicts.itertuples():
         lines.append(f"| {METRICS[row.metric][0]} | {row.width:g} | {row.dense:.4g} | {row.gmp:.4g} | {row.paper} | "
-                     f"{'yes' if row.shows else 'no'} | {row.p_value:.4f} | {row.runs} |")
+                     f"{'yes' if row.shows else 'no'} | {p_text(row.p_value)} | {row.runs} |")
     return "\n".join(lines) + "\n"
 
 

@@ -46,6 +46,11 @@ def permutation_test(a: np.ndarray, b: np.ndarray, reps: int = 10_000, seed: int
     return observed, float((extreme.sum() + 1) / (reps + 1))
 
 
+def p_text(p: float) -> str:
+    """A p-value as a reader takes it: four decimals, or two significant digits below 0.0001 (never "0.0000")."""
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
 def bootstrap_iqms(matrix: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
     """``reps`` IQMs of the matrix with its runs resampled with replacement within each game (stratified)."""
     matrix = np.asarray(matrix, dtype=float)

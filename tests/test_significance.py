@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from rliable import metrics
 
-from analysis.significance import difference_ci, interaction_ci, iqm, mean_ci, permutation_test
+from analysis.significance import difference_ci, interaction_ci, iqm, mean_ci, p_text, permutation_test
 
 
 def exact_p(a, b, stratified=True):
@@ -89,3 +89,7 @@ def test_mean_ci_is_students_t_by_hand():
     values = np.array([[1.0], [2.0], [3.0]])  # mean 2, sd 1, t(0.975, 2) = 4.3027
     mean, half = mean_ci(values)
     assert mean[0] == 2.0 and half[0] == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
+
+
+def test_a_p_value_below_a_ten_thousandth_is_not_printed_as_zero():
+    assert p_text(0.0123456) == "0.0123" and p_text(1 / 50_001) == "2.0e-05"
