@@ -52,7 +52,7 @@ def summary(run_dir):
     s = json.loads((run_dir / "summary.json").read_text())
     s.pop("wall_time_s")
     s.pop("median_update_ms")  # wall-clock
-    s.pop("wall_time_s_per_process")
+    s.pop("wall_time_s_per_process", None)  # absent before issue 41, and wall-clock
     s.pop("code", None)  # the code version: a commit made between the two runs changes it, not the run
     return s
 
