@@ -113,18 +113,23 @@ class ImpalaConfig:
 class MinAtarCNNConfig:
     """Young & Tian 2019's MinAtar network: conv 16-3x3/1 (no padding), Dense 128, both scaled by ``width``.
     Xavier-uniform weights and zero biases, as the Revisiting Rainbow networks (Obando-Ceron & Castro 2021). Inputs
-    are MinAtar's 0/1 channels, read as they are (not divided by 255)."""
+    are MinAtar's 0/1 channels, read as they are (not divided by 255).
+
+    ``padding=same dense=0`` is Dopamine's MinAtar network instead (``dopamine/labs/environments/minatar/
+    minatar_env.py``, ``MinatarDQNNetwork`` and ``MinatarRainbowNetwork``): flax's default SAME padding keeps the
+    10x10 maps, and the conv's features go straight to the head."""
 
     name: str = "minatar_cnn"
     width: float = 1.0  # multiplies the conv's channels and the Dense layer's units
     channels: int = 16  # the conv's channels, × width
-    dense: int = 128  # the Dense layer's units, × width
+    dense: int = 128  # the Dense layer's units, × width; 0: no Dense layer, the conv's features feed the head
+    padding: Padding = Padding.valid  # valid: Young & Tian's 8x8 maps; same: Dopamine's (flax) 10x10 maps
     init: Init = Init.auto  # auto: the network's own (Xavier-uniform, zero biases); torch: MinAtar's own QNetwork init
 
     def validate(self) -> None:
         require(self.width > 0, "width", self.width, "width must be > 0")
         require(self.channels >= 1, "channels", self.channels, "must be >= 1")
-        require(self.dense >= 1, "dense", self.dense, "must be >= 1")
+        require(self.dense >= 0, "dense", self.dense, "must be >= 0 (0: no Dense layer)")
 
 
 def _scaled(n: int, width: float) -> int:
@@ -262,10 +267,15 @@ def impala_features(cfg: ImpalaConfig, obs_shape: tuple[int, ...]) -> Features:
                    uint8_max=1.0)
 def minatar_cnn_features(cfg: MinAtarCNNConfig, obs_shape: tuple[int, ...]) -> Features:
     c, h, w = obs_shape
-    channels, hidden = _scaled(cfg.channels, cfg.width), _scaled(cfg.dense, cfg.width)
-    layers: OrderedDict[str, nn.Module] = OrderedDict(conv1=nn.Conv2d(c, channels, 3, 1), relu1=nn.ReLU(),
-                                                      flatten=nn.Flatten())
-    layers["fc1"] = nn.Linear(channels * (h - 2) * (w - 2), hidden)
+    channels = _scaled(cfg.channels, cfg.width)
+    same = cfg.padding == Padding.same
+    layers: OrderedDict[str, nn.Module] = OrderedDict(conv1=nn.Conv2d(c, channels, 3, 1, padding=1 if same else 0),
+                                                      relu1=nn.ReLU(), flatten=nn.Flatten())
+    flat = channels * (h if same else h - 2) * (w if same else w - 2)
+    if cfg.dense == 0:
+        return layers, flat
+    hidden = _scaled(cfg.dense, cfg.width)
+    layers["fc1"] = nn.Linear(flat, hidden)
     layers["relu2"] = nn.ReLU()
     return layers, hidden
 

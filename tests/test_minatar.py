@@ -67,8 +67,10 @@ def test_pruned_run_on_minatar(agent, tmp_path):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["updates"] == 500 and s["network"] == "minatar_cnn" and s["env_id"] == "seaquest"
     assert s["sparsity"] == pytest.approx(0.9, abs=1e-3)
-    head = 128 * 6 * (51 if agent == "rainbow" else 1)
-    assert s["num_params"]["online"] == (10 * 9 * 16 + 16) + (16 * 64 * 128 + 128) + head + head // 128
+    if agent == "rainbow":  # tuned/rainbow_minatar: Dopamine's network, SAME conv straight to the 6x51 head
+        assert s["num_params"]["online"] == (10 * 9 * 16 + 16) + (16 * 100 * 6 * 51 + 6 * 51)
+    else:  # MinAtar's: valid conv (8x8 maps), Dense 128
+        assert s["num_params"]["online"] == (10 * 9 * 16 + 16) + (16 * 64 * 128 + 128) + (128 * 6 + 6)
 
 
 def test_every_game_is_registered():
@@ -100,3 +102,14 @@ def test_the_minatar_papers_protocol_runs_and_older_run_folders_still_resume(tmp
     changed = run_train(*args)
     assert changed.returncode == 2
     assert "agent.optimizer: adam -> rmsprop" in changed.stderr and "network.init: auto -> torch" in changed.stderr
+
+
+def test_dopamines_minatar_network_keeps_the_10x10_maps_and_has_no_dense_layer(compose_cfg):
+    """``network.padding=same network.dense=0``: Dopamine's MinatarDQNNetwork, conv 16-3x3 SAME then the head."""
+    cfg = compose_cfg("env=minatar", "network.padding=same", "network.dense=0")
+    net = build_network(cfg.network, (4, 10, 10), 6)
+    assert count_parameters(net) == (4 * 9 * 16 + 16) + (16 * 10 * 10 * 6 + 6)  # by hand: 10,198
+    import torch
+
+    assert net.features(torch.zeros(2, 4, 10, 10)).shape == (2, 1600)
+    assert [name for name, m in net.named_modules() if isinstance(m, torch.nn.Linear)] == ["head"]
