@@ -170,7 +170,9 @@ def weights(agent):
 
 AGENTS = {
     "dqn": ["agent=dqn", "env=minatar", "env.id=breakout"],
-    "rainbow": ["agent=rainbow", "env=minatar", "env.id=breakout", "agent.noisy=true", "agent.dueling=true"],
+    # MinAtar's network with its Dense layer (Rainbow's MinAtar preset has none): fc1 converts, the noisy head not
+    "rainbow": ["agent=rainbow", "env=minatar", "env.id=breakout", "agent.noisy=true", "agent.dueling=true",
+                "network.padding=valid", "network.dense=128"],
     "sac": ["agent=sac", "env=classic", "env.id=Pendulum-v1", "agent.batch_size=64"],
 }
 # SAC's free trajectories drift apart on float rounding alone: Adam turns a near-zero gradient whose sign the
